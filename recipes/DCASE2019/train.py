@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Train and evaluate one phase of the specialist-KD recipe on TAU scenes.
+
+Jung, Heo, Shim, Yu, "Knowledge Distillation in Acoustic Scene
+Classification", IEEE Access 8:166870-166879, 2020. Every phase is this
+script with another YAML:
+
+    python train.py hparams/baseline.yaml --data_folder=... --output_folder=...
+    python train.py hparams/specialist.yaml --init_from=<baseline folder> \
+        --confusing_pairs_file=<baseline folder>/confusing_pairs.json
+    python train.py hparams/ensemble.yaml --teacher_folders=[...]
+    python train.py hparams/distill.yaml --teacher_folders=[...]
+
+``phase`` in the YAML picks the Brain and the extra data the phase needs:
+``baseline`` and ``specialist`` train with one-hot labels, ``distill`` with
+the soft labels of frozen teachers, ``ensemble`` only evaluates the averaged
+posteriors of its teachers. A specialist YAML without ``target_pair`` trains
+one specialist per pair of ``confusing_pairs_file`` in one command.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+import yaml
+from dcase2019_prepare import prepare_dcase2019
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_kd.analysis import read_confusing_pairs
+from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
+from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
+from speechbrain_kd.dataio import audio_pipeline, load_audio
+from speechbrain_kd.labels import encoder_labels, load_or_create_label_encoder
+from speechbrain_kd.models.spec import write_model_spec
+
+logger = logging.getLogger(__name__)
+
+
+def dataio_prep(hparams):
+    """Build the train, valid and test datasets of the phase."""
+    manifests = {
+        split: Path(hparams["prepare_folder"]) / f"{split}.csv"
+        for split in ("train", "valid", "test")
+    }
+    datasets = {
+        split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=path)
+        for split, path in manifests.items()
+    }
+    train = datasets["train"]
+    scenes = [row["scene"] for row in train.data.values()]
+    encoder = load_or_create_label_encoder(
+        Path(hparams["save_folder"]) / "label_encoder.txt", scenes
+    )
+    hparams["label_encoder"] = encoder
+
+    @sb.utils.data_pipeline.takes("scene")
+    @sb.utils.data_pipeline.provides("label_encoded")
+    def label_pipeline(scene):
+        return encoder.encode_label_torch(scene)
+
+    rate, channels = hparams["sample_rate"], hparams["n_channels"]
+    crop = training_crop_seconds(hparams, train)
+    keys = ["id", "sig", "label_encoded"]
+    sb.dataio.dataset.add_dynamic_item(
+        [train], audio_pipeline(rate, channels, crop_seconds=crop)
+    )
+    sb.dataio.dataset.add_dynamic_item(
+        [datasets["valid"], datasets["test"]],
+        audio_pipeline(rate, channels, crop_seconds=None),
+    )
+    sb.dataio.dataset.add_dynamic_item(datasets.values(), label_pipeline)
+    for split, dataset in datasets.items():
+        extra = teacher_view_keys(hparams, train, dataset, split)
+        dataset.set_output_keys(keys + extra)
+    return datasets, manifests
+
+
+def training_crop_seconds(hparams, train):
+    """The training crop, shortened to the shortest clip when needed."""
+    crop = hparams.get("crop_seconds")
+    if crop is None:
+        return None
+    shortest = min(float(row["duration"]) for row in train.data.values())
+    if crop > shortest:
+        logger.warning(
+            "crop_seconds=%s is longer than the shortest training clip "
+            "(%.2f s): cropping to %.2f s",
+            crop,
+            shortest,
+            shortest,
+        )
+        return shortest
+    return crop
+
+
+def teacher_view_keys(hparams, train, dataset, split):
+    """Add what the teachers see in the distillation phase.
+
+    ``partner_id`` is another random clip of the same scene (the paper's
+    multi-segment input); ``teacher_sig`` is the full clip, joined in time
+    with the partner when ``multi_segment`` is on (online soft labels only).
+    """
+    if hparams["phase"] != "distill" or split != "train":
+        return []
+    import torch
+
+    ids_by_scene = {}
+    for clip_id, row in train.data.items():
+        ids_by_scene.setdefault(row["scene"], []).append(clip_id)
+    wav_of = {clip_id: row["wav"] for clip_id, row in train.data.items()}
+
+    @sb.utils.data_pipeline.takes("id", "scene")
+    @sb.utils.data_pipeline.provides("partner_id")
+    def partner_pipeline(clip_id, scene):
+        others = [i for i in ids_by_scene[scene] if i != clip_id] or [clip_id]
+        return others[int(torch.randint(len(others), ()))]
+
+    sb.dataio.dataset.add_dynamic_item([dataset], partner_pipeline)
+    keys = ["partner_id"]
+    if hparams["soft_label_mode"] == "online":
+        rate, channels = hparams["sample_rate"], hparams["n_channels"]
+
+        @sb.utils.data_pipeline.takes("wav", "partner_id")
+        @sb.utils.data_pipeline.provides("teacher_sig")
+        def teacher_pipeline(wav, partner_id):
+            clip = load_audio(wav, rate, channels)
+            if not hparams["multi_segment"]:
+                return clip
+            partner = load_audio(wav_of[partner_id], rate, channels)
+            return torch.cat([clip, partner], dim=0)
+
+        sb.dataio.dataset.add_dynamic_item([dataset], teacher_pipeline)
+        keys.append("teacher_sig")
+    return keys
+
+
+def soft_labels_for(hparams, run_opts, manifests):
+    """The online teachers or the soft-label cache of the student."""
+    from speechbrain_kd.soft_labels import OnlineSoftLabels, SoftLabelCache
+    from speechbrain_kd.teachers import TeacherEnsemble
+
+    device = run_opts.get("device", "cpu")
+    ensemble = TeacherEnsemble.from_phase_folders(
+        hparams["teacher_folders"],
+        labels=encoder_labels(hparams["label_encoder"]),
+        device=device,
+    )
+    if hparams["soft_label_mode"] == "online":
+        return OnlineSoftLabels(ensemble)
+    if hparams["soft_label_mode"] != "cached":
+        raise ValueError(
+            f"soft_label_mode must be 'online' or 'cached', got "
+            f"{hparams['soft_label_mode']!r}"
+        )
+    run_on_main(
+        SoftLabelCache.build_or_load,
+        kwargs=cache_kwargs(hparams, ensemble, manifests, device),
+    )
+    return SoftLabelCache.build_or_load(
+        **cache_kwargs(hparams, ensemble, manifests, device), rebuild="never"
+    )
+
+
+def cache_kwargs(hparams, ensemble, manifests, device):
+    """Arguments that identify the soft-label cache of the student."""
+    return {
+        "path": hparams["soft_label_cache"],
+        "ensemble": ensemble,
+        "manifest_csv": manifests["train"],
+        "sample_rate": hparams["sample_rate"],
+        "channels": hparams["n_channels"],
+        "multi_segment": hparams["multi_segment"],
+        "device": device,
+    }
+
+
+def run_phase(hparams_file, run_opts, overrides):
+    """Train (unless the phase only evaluates) and evaluate one model."""
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    run_on_main(
+        prepare_dcase2019,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["prepare_folder"],
+            "valid_ratio": hparams["valid_ratio"],
+            "seed": hparams["seed"],
+            "skip_bad_files": hparams["skip_bad_files"],
+        },
+    )
+    datasets, manifests = dataio_prep(hparams)
+    labels = encoder_labels(hparams["label_encoder"])
+    if hparams["n_classes"] != len(labels):
+        raise ValueError(
+            f"n_classes={hparams['n_classes']} but the training manifest "
+            f"has {len(labels)} scenes {labels}: set --n_classes="
+            f"{len(labels)}"
+        )
+    modules = hparams["modules"]
+    phase = hparams["phase"]
+    brain_class = SceneClassificationBrain
+    if phase == "distill":
+        brain_class = DistillationBrain
+        hparams["soft_labels"] = soft_labels_for(hparams, run_opts, manifests)
+    if phase != "ensemble":
+        run_on_main(
+            write_model_spec,
+            args=[
+                Path(hparams["save_folder"]) / MODEL_SPEC_FILE,
+                modules["embedding_model"],
+                modules["classifier"],
+                hparams["sample_rate"],
+                labels,
+            ],
+            kwargs={"phase": phase},
+        )
+    if hparams.get("init_from"):
+        init_from_phase(
+            hparams["init_from"],
+            {k: modules[k] for k in ("embedding_model", "classifier")},
+        )
+    brain = brain_class(
+        modules=modules,
+        opt_class=hparams.get("opt_class"),
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams.get("checkpointer"),
+    )
+    if phase != "ensemble":
+        brain.fit(
+            brain.hparams.epoch_counter,
+            datasets["train"],
+            datasets["valid"],
+            train_loader_kwargs=train_loader_kwargs(hparams, datasets),
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        )
+    for split in ("valid", "test"):
+        brain.evaluate_split(
+            datasets[split],
+            split,
+            test_loader_kwargs=hparams["valid_dataloader_opts"],
+        )
+
+
+def train_loader_kwargs(hparams, datasets):
+    """The training loader options; a specialist draws pair-focused batches."""
+    kwargs = dict(hparams["train_dataloader_opts"])
+    if hparams.get("target_pair"):
+        sampler = hparams["pair_sampler"](
+            datasets["train"], target_labels=list(hparams["target_pair"])
+        )
+        kwargs.pop("batch_size", None)
+        kwargs.pop("shuffle", None)
+        kwargs["batch_sampler"] = sampler
+    return kwargs
+
+
+def specialist_overrides(hparams_file, overrides):
+    """One set of overrides per pair when no ``target_pair`` is given."""
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    if hparams["phase"] != "specialist" or hparams.get("target_pair"):
+        return [overrides]
+    pairs = read_confusing_pairs(hparams["confusing_pairs_file"])
+    pairs = pairs[: hparams["top_k_pairs"]]
+    if not pairs:
+        raise ValueError(
+            f"{hparams['confusing_pairs_file']} lists no confusing pair"
+        )
+    runs = []
+    for entry in pairs:
+        pair = list(entry["pair"])
+        run = dict(overrides)
+        run["target_pair"] = pair
+        run["output_folder"] = str(
+            Path(hparams["output_folder"]) / "-".join(pair)
+        )
+        runs.append(run)
+    return runs
+
+
+def main(argv):
+    """Parse the command line and run the phase (once per pair)."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    overrides = yaml.safe_load(overrides) if overrides else {}
+    for run in specialist_overrides(hparams_file, overrides):
+        run_phase(hparams_file, run_opts, run)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

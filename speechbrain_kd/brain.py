@@ -1,0 +1,373 @@
+"""The Brain classes every phase of a recipe trains and evaluates with.
+
+``SceneClassificationBrain`` trains the baseline and the specialists of
+Jung et al., "Knowledge Distillation in Acoustic Scene Classification",
+IEEE Access 2020: cross-entropy plus center loss (Wen et al., ECCV 2016),
+mixup (Zhang et al., ICLR 2018) from a configurable epoch, and an evaluation
+that writes accuracy, class-wise accuracy, the confusion matrix and the
+errors inside target pairs. ``DistillationBrain`` is the same Brain with the
+soft labels of frozen teachers in the training loss; nothing else differs.
+
+Hyperparameters read (all optional unless stated):
+
+- ``modules``: ``embedding_model`` and ``classifier`` (required), and
+  ``center_loss`` (a :class:`speechbrain_kd.losses.CenterLoss`).
+- ``opt_class`` (required to train) and ``center_opt_class``: the centers
+  get their own optimiser (SGD, lr 0.5 in the paper).
+- ``mixup_alpha`` and ``mixup_start_epoch``: mixup is off when alpha is 0.
+- ``lr_annealing``: a SpeechBrain scheduler called once per epoch.
+- ``epoch_counter``, ``train_logger``, ``checkpointer``, ``output_folder``.
+- ``target_pairs``: pairs of scene names whose mutual errors are reported.
+- ``baseline_results``: a ``test_results.json`` of another model, whose
+  errors inside the target pairs are reported beside this model's.
+- ``kd_loss`` and ``soft_labels``: the distillation loss and the provider
+  of teacher logits (``DistillationBrain`` only).
+"""
+
+import csv
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+
+from speechbrain_kd.analysis import (
+    classification_report,
+    pair_errors,
+    plot_confusion_matrix,
+    write_json_atomic,
+)
+from speechbrain_kd.labels import encoder_labels
+from speechbrain_kd.losses import mixup
+
+logger = logging.getLogger(__name__)
+
+
+class SceneClassificationBrain(sb.Brain):
+    """Clip-level audio classification: the baseline and specialist phases.
+
+    Batches carry ``id``, ``sig`` (waveforms and relative lengths) and
+    ``label_encoded`` (class indices ``[B, 1]``). Call
+    :meth:`evaluate_split` to evaluate and write results named after the
+    split (``test_results.json``, ``valid_results.json``).
+
+    Example
+    -------
+    >>> from speechbrain.dataio.batch import PaddedBatch
+    >>> from speechbrain_kd.models import SceneClassifier
+    >>> class MeanEmbedding(torch.nn.Module):
+    ...     def forward(self, wavs, lengths=None):
+    ...         return torch.stack([wavs.mean((1, 2)), wavs.std((1, 2))], 1)
+    >>> brain = SceneClassificationBrain(
+    ...     modules={
+    ...         "embedding_model": MeanEmbedding(),
+    ...         "classifier": SceneClassifier(2, 3),
+    ...     },
+    ...     opt_class=lambda params: torch.optim.SGD(params, lr=0.1),
+    ...     run_opts={"device": "cpu"},
+    ... )
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {"id": "a", "sig": torch.randn(80, 2), "label_encoded": 1},
+    ...         {"id": "b", "sig": torch.randn(80, 2), "label_encoded": 2},
+    ...     ]
+    ... )
+    >>> outputs = brain.compute_forward(batch, sb.Stage.TRAIN)
+    >>> outputs["logits"].shape
+    torch.Size([2, 3])
+    """
+
+    # Results of the last evaluation, written as <split>_results.json.
+    split_name = "test"
+
+    def compute_forward(self, batch, stage):
+        """Embed the waveforms and classify them (mixup while training)."""
+        batch = batch.to(self.device)
+        wavs, lengths = batch.sig
+        targets = batch.label_encoded.data.view(-1)
+        mix = None
+        if stage == sb.Stage.TRAIN and self._mixup_active():
+            wavs, targets_b, lam = mixup(
+                wavs, targets, alpha=self.hparams.mixup_alpha
+            )
+            mix = (targets_b, lam)
+        embeddings = self.modules.embedding_model(wavs, lengths)
+        logits = self.modules.classifier(embeddings)
+        return {"logits": logits, "embeddings": embeddings, "mix": mix}
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Return the training loss, or the cross-entropy when evaluating."""
+        targets = batch.label_encoded.data.view(-1).to(self.device)
+        logits = predictions["logits"]
+        if stage == sb.Stage.TRAIN:
+            loss = self.training_loss(predictions, batch, targets)
+        else:
+            loss = F.cross_entropy(logits, targets)
+            self._records["ids"].extend(batch.id)
+            self._records["targets"].append(targets.cpu())
+            self._records["log_probs"].append(
+                torch.log_softmax(logits.detach().float(), -1).cpu()
+            )
+        center_loss = getattr(self.modules, "center_loss", None)
+        if center_loss is not None and stage == sb.Stage.TRAIN:
+            embeddings, mix = predictions["embeddings"], predictions["mix"]
+            if mix is None:
+                loss = loss + center_loss(embeddings, targets)
+            else:
+                targets_b, lam = mix
+                loss = loss + lam * center_loss(embeddings, targets)
+                loss = loss + (1 - lam) * center_loss(embeddings, targets_b)
+        return loss
+
+    def training_loss(self, predictions, batch, targets):
+        """Cross-entropy with one-hot labels (mixed when mixup is active).
+
+        ``DistillationBrain`` replaces this with the distillation loss.
+        """
+        logits, mix = predictions["logits"], predictions["mix"]
+        if mix is None:
+            return F.cross_entropy(logits, targets)
+        targets_b, lam = mix
+        return lam * F.cross_entropy(logits, targets) + (
+            1 - lam
+        ) * F.cross_entropy(logits, targets_b)
+
+    def _mixup_active(self):
+        alpha = getattr(self.hparams, "mixup_alpha", 0.0) or 0.0
+        start = getattr(self.hparams, "mixup_start_epoch", 0)
+        epoch = getattr(self.hparams, "epoch_counter", None)
+        current = epoch.current if epoch is not None else 0
+        return alpha > 0 and current >= start
+
+    def init_optimizers(self):
+        """Give the center-loss centers their own optimiser.
+
+        The network follows ``opt_class``; the centers follow
+        ``center_opt_class`` (the paper's center learning rate), so that the
+        small center-loss weight does not freeze them.
+        """
+        center_loss = getattr(self.modules, "center_loss", None)
+        center_opt_class = getattr(self.hparams, "center_opt_class", None)
+        if center_loss is None or center_opt_class is None:
+            return super().init_optimizers()
+        center_ids = {id(p) for p in center_loss.parameters()}
+        network = [
+            p
+            for p in self.modules.parameters()
+            if p.requires_grad and id(p) not in center_ids
+        ]
+        self.optimizer = self.opt_class(network)
+        self.center_optimizer = center_opt_class(center_loss.parameters())
+        self.optimizers_dict = {
+            "opt_class": self.optimizer,
+            "center_opt_class": self.center_optimizer,
+        }
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+            self.checkpointer.add_recoverable(
+                "center_optimizer", self.center_optimizer
+            )
+
+    def on_stage_start(self, stage, epoch=None):
+        """Start collecting the predictions of an evaluation stage."""
+        self._records = {"ids": [], "targets": [], "log_probs": []}
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Log, anneal the learning rate, checkpoint, write results."""
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {"loss": stage_loss}
+            return
+        report = self._report()
+        stats = {"loss": stage_loss, "accuracy": report["accuracy"]}
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]
+            annealing = getattr(self.hparams, "lr_annealing", None)
+            if annealing is not None:
+                _, lr = annealing(epoch)
+                sb.nnet.schedulers.update_learning_rate(self.optimizer, lr)
+            if getattr(self.hparams, "train_logger", None) is not None:
+                self.hparams.train_logger.log_stats(
+                    stats_meta={"epoch": epoch, "lr": lr},
+                    train_stats=getattr(self, "train_stats", None),
+                    valid_stats=stats,
+                )
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(
+                    meta={"accuracy": report["accuracy"], "epoch": epoch},
+                    max_keys=["accuracy"],
+                )
+        else:
+            if getattr(self.hparams, "train_logger", None) is not None:
+                self.hparams.train_logger.log_stats(
+                    stats_meta={
+                        "epoch loaded": self._epoch_loaded(),
+                        "split": self.split_name,
+                    },
+                    test_stats=stats,
+                )
+            if sb.utils.distributed.if_main_process():
+                self._write_results(report)
+
+    def evaluate_split(self, dataset, split_name, **kwargs):
+        """Evaluate the best checkpoint on ``dataset`` and write results.
+
+        Arguments
+        ---------
+        dataset : DynamicItemDataset or DataLoader
+        split_name : str
+            Names the outputs: ``<split>_results.json``,
+            ``<split>_predictions.csv`` and ``<split>_confusion_matrix.png``
+            (``confusion_matrix.png`` for the test split).
+        **kwargs
+            Passed to :meth:`speechbrain.core.Brain.evaluate`.
+
+        Returns
+        -------
+        dict
+            The results that were written.
+        """
+        self.split_name = split_name
+        kwargs.setdefault("max_key", "accuracy")
+        self.evaluate(dataset, **kwargs)
+        return self.last_results
+
+    def _report(self):
+        labels = encoder_labels(self.hparams.label_encoder)
+        log_probs = torch.cat(self._records["log_probs"])
+        targets = torch.cat(self._records["targets"])
+        predictions = log_probs.argmax(-1)
+        report = classification_report(
+            targets.tolist(), predictions.tolist(), labels
+        )
+        for pair_name, pair in self._target_pairs(labels).items():
+            report.setdefault("pair_errors", {})[pair_name] = pair_errors(
+                report["confusion_matrix"], labels, pair
+            )
+        self._log_probs, self._targets = log_probs, targets
+        return report
+
+    def _epoch_loaded(self):
+        counter = getattr(self.hparams, "epoch_counter", None)
+        return counter.current if counter is not None else None
+
+    def _target_pairs(self, labels):
+        pairs = getattr(self.hparams, "target_pairs", None) or []
+        return {"/".join(pair): list(pair) for pair in pairs if pair}
+
+    def _write_results(self, report):
+        out = Path(self.hparams.output_folder)
+        split = self.split_name
+        baseline = getattr(self.hparams, "baseline_results", None)
+        if baseline and report.get("pair_errors"):
+            with open(baseline) as f:
+                reference = json.load(f)
+            report["baseline_pair_errors"] = {
+                name: pair_errors(
+                    reference["confusion_matrix"], reference["labels"], pair
+                )
+                for name, pair in self._target_pairs(report["labels"]).items()
+            }
+        report["split"] = split
+        report["checkpoint_epoch"] = self._epoch_loaded()
+        write_json_atomic(out / f"{split}_results.json", report)
+        self._write_predictions(out / f"{split}_predictions.csv", report)
+        plot_name = (
+            "confusion_matrix.png"
+            if split == "test"
+            else f"{split}_confusion_matrix.png"
+        )
+        plot_confusion_matrix(
+            report["confusion_matrix"],
+            report["labels"],
+            out / plot_name,
+            title=f"{Path(out).name}: {split} accuracy "
+            f"{100 * report['accuracy']:.1f} %",
+            highlight_pairs=list(self._target_pairs(report["labels"]).values()),
+        )
+        self.last_results = report
+        logger.info(
+            "%s accuracy %.2f %% written to %s",
+            split,
+            100 * report["accuracy"],
+            out / f"{split}_results.json",
+        )
+
+    def _write_predictions(self, path, report):
+        """Per-clip targets, predictions and posteriors, keyed by clip ID."""
+        labels = report["labels"]
+        probs = self._log_probs.exp()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["ID", "target", "prediction"] + labels)
+            for clip_id, target, row in zip(
+                self._records["ids"], self._targets.tolist(), probs.tolist()
+            ):
+                best = max(range(len(row)), key=row.__getitem__)
+                writer.writerow(
+                    [clip_id, labels[target], labels[best]]
+                    + [f"{p:.6g}" for p in row]
+                )
+        os.replace(tmp, path)
+
+
+class DistillationBrain(SceneClassificationBrain):
+    """The student of the distillation phase.
+
+    The training loss is ``hparams.kd_loss(student_logits, teacher_logits,
+    targets)`` (see :func:`speechbrain_kd.losses.distillation_loss`), with
+    teacher logits ``[K, B, C]`` from ``hparams.soft_labels``: online
+    teachers or a cache keyed by clip ID, behind the same
+    ``teacher_logits(batch)`` call. The center loss, evaluation and
+    checkpointing are the parent's.
+
+    Example
+    -------
+    >>> from speechbrain.dataio.batch import PaddedBatch
+    >>> from speechbrain_kd.losses import DistillationLoss
+    >>> from speechbrain_kd.models import SceneClassifier
+    >>> class FixedTeachers:
+    ...     def teacher_logits(self, batch):
+    ...         return torch.tensor([[[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]]])
+    >>> class MeanEmbedding(torch.nn.Module):
+    ...     def forward(self, wavs, lengths=None):
+    ...         return torch.stack([wavs.mean((1, 2)), wavs.std((1, 2))], 1)
+    >>> brain = DistillationBrain(
+    ...     modules={
+    ...         "embedding_model": MeanEmbedding(),
+    ...         "classifier": SceneClassifier(2, 3),
+    ...     },
+    ...     hparams={
+    ...         "kd_loss": DistillationLoss(temperature=2.0),
+    ...         "soft_labels": FixedTeachers(),
+    ...     },
+    ...     run_opts={"device": "cpu"},
+    ... )
+    >>> batch = PaddedBatch(
+    ...     [
+    ...         {"id": "a", "sig": torch.randn(80, 2), "label_encoded": 0},
+    ...         {"id": "b", "sig": torch.randn(80, 2), "label_encoded": 1},
+    ...     ]
+    ... )
+    >>> outputs = brain.compute_forward(batch, sb.Stage.TRAIN)
+    >>> loss = brain.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+    >>> bool(loss > 0)
+    True
+    """
+
+    def _mixup_active(self):
+        # Teachers see the unmixed clip: mixing would break the soft label.
+        return False
+
+    def training_loss(self, predictions, batch, targets):
+        """The distillation loss against the teachers' logits."""
+        teacher_logits = self.hparams.soft_labels.teacher_logits(batch)
+        return self.hparams.kd_loss(
+            predictions["logits"],
+            teacher_logits.to(predictions["logits"].device),
+            targets,
+        )

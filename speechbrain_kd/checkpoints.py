@@ -1,0 +1,289 @@
+"""Find and load the trained model of a phase's output folder.
+
+Every phase of a recipe (``train.py hparams/<phase>.yaml``) leaves an output
+folder with ``save/model_spec.json`` (how to rebuild the two modules),
+``save/label_encoder.txt`` and SpeechBrain checkpoints whose metadata holds
+the validation ``accuracy``. Teachers, specialist initialisation, export and
+the command-line classifier all load models through this module, so there is
+one definition of "the best model of a phase".
+"""
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+from speechbrain.utils.checkpoints import Checkpointer
+
+from speechbrain_kd.models.spec import build_module, read_model_spec
+
+logger = logging.getLogger(__name__)
+
+MODEL_SPEC_FILE = "model_spec.json"
+LABEL_ENCODER_FILE = "label_encoder.txt"
+MODEL_MODULES = ("embedding_model", "classifier")
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """The two modules of a trained phase and what describes them.
+
+    Attributes
+    ----------
+    embedding_model : torch.nn.Module
+        Waveforms ``[B, T(, C)]`` -> embeddings ``[B, E]``.
+    classifier : torch.nn.Module
+        Embeddings -> logits ``[B, n_classes]``.
+    labels : list of str
+        Class names in output order.
+    sample_rate : int
+        The rate the model takes.
+    spec : dict
+        The content of ``model_spec.json``.
+    checkpoint : pathlib.Path
+        The checkpoint folder the weights came from.
+    """
+
+    embedding_model: torch.nn.Module
+    classifier: torch.nn.Module
+    labels: list
+    sample_rate: int
+    spec: dict
+    checkpoint: Path
+
+    def __call__(self, wavs, lengths=None):
+        """Return the logits ``[B, n_classes]`` for a batch of waveforms."""
+        return self.classifier(self.embedding_model(wavs, lengths))
+
+    def eval(self):
+        """Put both modules in evaluation mode and return self."""
+        self.embedding_model.eval()
+        self.classifier.eval()
+        return self
+
+    def to(self, device):
+        """Move both modules to ``device`` and return self."""
+        self.embedding_model.to(device)
+        self.classifier.to(device)
+        return self
+
+
+def save_folder_of(phase_folder):
+    """Return the ``save`` folder of a phase output folder.
+
+    Arguments
+    ---------
+    phase_folder : str or pathlib.Path
+        A phase's ``output_folder`` (or its ``save`` folder itself).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Example
+    -------
+    >>> save_folder_of("results/baseline").as_posix()
+    'results/baseline/save'
+    >>> save_folder_of("results/baseline/save").as_posix()
+    'results/baseline/save'
+    """
+    folder = Path(phase_folder)
+    return folder if folder.name == "save" else folder / "save"
+
+
+def find_best_checkpoint(phase_folder, key="accuracy"):
+    """Return the checkpoint with the highest validation ``key``.
+
+    Arguments
+    ---------
+    phase_folder : str or pathlib.Path
+        A phase's output folder (or its ``save`` folder).
+    key : str
+        The metadata key to maximise.
+
+    Returns
+    -------
+    speechbrain.utils.checkpoints.Checkpoint
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder holds no checkpoint with ``key`` in its metadata.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> ckpt = Checkpointer(folder + "/save", {"m": torch.nn.Linear(1, 1)})
+    >>> _ = ckpt.save_checkpoint(meta={"accuracy": 0.3}, name="worse")
+    >>> _ = ckpt.save_checkpoint(meta={"accuracy": 0.6}, name="better")
+    >>> find_best_checkpoint(folder).path.name
+    'CKPT+better'
+    """
+    save_folder = save_folder_of(phase_folder)
+    if not save_folder.is_dir():
+        raise FileNotFoundError(
+            f"{save_folder} does not exist: is {phase_folder} the output "
+            "folder of a finished training phase?"
+        )
+    checkpointer = Checkpointer(save_folder)
+    best = checkpointer.find_checkpoint(
+        max_key=key, ckpt_predicate=lambda c: key in c.meta
+    )
+    if best is None:
+        raise FileNotFoundError(
+            f"no checkpoint with a validation '{key}' in {save_folder}"
+        )
+    return best
+
+
+def load_state(module, path, device="cpu", strict=True):
+    """Load a state dict saved by a SpeechBrain checkpointer into ``module``.
+
+    Weights are read with ``torch.load(weights_only=True)``, which refuses
+    pickled code. With ``strict=False`` the keys that do not match (a new
+    attention pooling, say) are logged and left as initialised.
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+    path : str or pathlib.Path
+    device : str or torch.device
+    strict : bool
+
+    Returns
+    -------
+    tuple of (list of str, list of str)
+        The missing and the unexpected keys.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/lin.ckpt"
+    >>> torch.save(torch.nn.Linear(2, 3).state_dict(), path)
+    >>> load_state(torch.nn.Linear(2, 3), path)
+    ([], [])
+    """
+    state = torch.load(path, map_location=device, weights_only=True)
+    result = module.load_state_dict(state, strict=strict)
+    if result.missing_keys or result.unexpected_keys:
+        logger.info(
+            "%s: kept initial values for %s; ignored %s",
+            path,
+            result.missing_keys,
+            result.unexpected_keys,
+        )
+    return list(result.missing_keys), list(result.unexpected_keys)
+
+
+def load_trained_model(phase_folder, device="cpu", key="accuracy"):
+    """Rebuild the best model of a phase and load its weights.
+
+    Arguments
+    ---------
+    phase_folder : str or pathlib.Path
+        A phase's output folder.
+    device : str or torch.device
+        Where to put the modules.
+    key : str
+        The validation metric that picks the best checkpoint.
+
+    Returns
+    -------
+    TrainedModel
+        In evaluation mode.
+
+    Example
+    -------
+    >>> from speechbrain_kd.models import SceneClassifier
+    >>> from speechbrain_kd.models.spec import write_model_spec
+    >>> folder = getfixture("tmpdir")
+    >>> emb, clf = torch.nn.Identity(), SceneClassifier(4, 3)
+    >>> emb.config = {}
+    >>> write_model_spec(
+    ...     folder + "/save/model_spec.json", clf, clf, 16000, ["a", "b", "c"]
+    ... )
+    >>> ckpt = Checkpointer(
+    ...     folder + "/save", {"embedding_model": clf, "classifier": clf}
+    ... )
+    >>> _ = ckpt.save_checkpoint(meta={"accuracy": 0.5})
+    >>> model = load_trained_model(folder)
+    >>> model.labels, model.sample_rate
+    (['a', 'b', 'c'], 16000)
+    >>> model.classifier(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+    save_folder = save_folder_of(phase_folder)
+    spec_path = save_folder / MODEL_SPEC_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(
+            f"{spec_path} is missing: {phase_folder} is not the output "
+            "folder of a speechbrain-kd training phase"
+        )
+    spec = read_model_spec(spec_path)
+    best = find_best_checkpoint(save_folder, key=key)
+    modules = {}
+    for name in MODEL_MODULES:
+        module = build_module(spec[name])
+        if name not in best.paramfiles:
+            raise FileNotFoundError(
+                f"checkpoint {best.path} has no {name}.ckpt"
+            )
+        load_state(module, best.paramfiles[name], device=device)
+        modules[name] = module.to(device).eval()
+    return TrainedModel(
+        embedding_model=modules["embedding_model"],
+        classifier=modules["classifier"],
+        labels=list(spec["labels"]),
+        sample_rate=int(spec["sample_rate"]),
+        spec=spec,
+        checkpoint=best.path,
+    )
+
+
+def init_from_phase(phase_folder, modules, device="cpu", key="accuracy"):
+    """Initialise ``modules`` from the best checkpoint of another phase.
+
+    Used to start a specialist or a student from the baseline. Parameters
+    that the source lacks (a new attention pooling, say) keep their initial
+    values; a shape mismatch is an error.
+
+    Arguments
+    ---------
+    phase_folder : str or pathlib.Path
+        The output folder of the phase to start from.
+    modules : dict of str -> torch.nn.Module
+        Usually ``{"embedding_model": ..., "classifier": ...}``.
+    device : str or torch.device
+    key : str
+        The validation metric that picks the checkpoint.
+
+    Returns
+    -------
+    dict of str -> list of str
+        For each module, the parameters that kept their initial values.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> source = torch.nn.Linear(2, 2)
+    >>> ckpt = Checkpointer(folder + "/save", {"classifier": source})
+    >>> _ = ckpt.save_checkpoint(meta={"accuracy": 0.5})
+    >>> target = torch.nn.Linear(2, 2)
+    >>> init_from_phase(folder, {"classifier": target})
+    {'classifier': []}
+    >>> torch.equal(target.weight, source.weight)
+    True
+    """
+    best = find_best_checkpoint(phase_folder, key=key)
+    kept = {}
+    for name, module in modules.items():
+        if name not in best.paramfiles:
+            raise FileNotFoundError(
+                f"cannot initialise '{name}': checkpoint {best.path} has no "
+                f"{name}.ckpt"
+            )
+        missing, _ = load_state(
+            module, best.paramfiles[name], device=device, strict=False
+        )
+        kept[name] = missing
+    logger.info("Initialised %s from %s", sorted(modules), best.path)
+    return kept
