@@ -1,0 +1,73 @@
+"""End to end: every phase of the recipe on a tiny demo set.
+
+These tests train real models (a few minutes in all on 2 CPU cores) and check
+what the method promises on data whose answer is known: the synthetic scenes
+are learnable, so the baseline beats chance, and the specialists and the
+student are judged against the baseline they start from.
+"""
+
+import json
+
+import pytest
+
+from tests.conftest import RECIPE, TINY_OVERRIDES, run_script
+
+pytestmark = pytest.mark.slow
+
+
+def test_summary_has_every_phase(pipeline_run):
+    summary = pipeline_run["summary"]
+    assert len(summary["labels"]) == 10
+    for phase in ("baseline", "ensemble", "student"):
+        assert 0.0 <= summary[phase]["accuracy"] <= 1.0
+        folder = summary[phase]["output_folder"]
+        assert (pipeline_run["folder"] / folder).exists()
+    assert len(summary["specialists"]) == 2
+    for spec in summary["specialists"]:
+        assert len(spec["pair"]) == 2
+        assert set(spec["pair"]) <= set(summary["labels"])
+        assert spec["pair_errors"] >= 0
+    assert (pipeline_run["folder"] / "confusion_matrices.png").stat().st_size
+    assert set(summary["phase_seconds"]) >= {"baseline", "ensemble", "distill"}
+
+
+def test_baseline_beats_chance(pipeline_run):
+    # Ten balanced scenes: chance is 10 %.
+    assert pipeline_run["summary"]["baseline"]["accuracy"] >= 0.3
+
+
+def test_confusing_pairs_come_from_validation(pipeline_run):
+    baseline = pipeline_run["folder"] / "baseline"
+    pairs = json.loads((baseline / "confusing_pairs.json").read_text())
+    assert "valid_results.json" in pairs["source"]
+    spec_pairs = [s["pair"] for s in pipeline_run["summary"]["specialists"]]
+    assert [p["pair"] for p in pairs["pairs"][:2]] == spec_pairs
+
+
+def test_rerun_skips_complete_phases(pipeline_run, tiny_demo):
+    result = run_script(
+        [
+            RECIPE / "pipeline.py",
+            f"--data_folder={tiny_demo}",
+            f"--output_folder={pipeline_run['folder']}",
+            "--preset=demo",
+            *TINY_OVERRIDES,
+        ]
+    )
+    assert result.stdout.count("complete, skipped") == 5
+
+
+def test_changed_settings_are_refused(pipeline_run, tiny_demo):
+    result = run_script(
+        [
+            RECIPE / "pipeline.py",
+            f"--data_folder={tiny_demo}",
+            f"--output_folder={pipeline_run['folder']}",
+            "--preset=demo",
+            *TINY_OVERRIDES,
+            "--lr=0.5",
+        ],
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "other settings" in result.stderr

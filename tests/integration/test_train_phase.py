@@ -1,0 +1,72 @@
+"""One phase run the SpeechBrain way: train.py with a YAML and overrides."""
+
+import json
+
+import pytest
+
+from tests.conftest import RECIPE, run_script
+
+pytestmark = pytest.mark.slow
+
+SMALL_MODEL = [
+    "--sample_rate=8000",
+    "--crop_seconds=1.0",
+    "--batch_size=16",
+    "--num_workers=0",
+    "--first_conv_channels=16",
+    "--first_conv_kernel=8",
+    "--block_channels=[16, 16, 16, 16]",
+    "--final_channels=16",
+    "--embedding_dim=16",
+    "--lr=0.003",
+]
+
+
+def baseline_args(data, out, epochs):
+    return [
+        RECIPE / "train.py",
+        RECIPE / "hparams" / "baseline.yaml",
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        f"--number_of_epochs={epochs}",
+        *SMALL_MODEL,
+    ]
+
+
+def logged_epochs(folder):
+    lines = (folder / "train_log.txt").read_text().splitlines()
+    return [
+        int(line.split("epoch: ")[1].split(",")[0])
+        for line in lines
+        if line.startswith("epoch: ")
+    ]
+
+
+def test_interrupted_training_resumes(tiny_demo, tmp_path):
+    out = tmp_path / "baseline"
+    run_script(baseline_args(tiny_demo, out, 1))
+    assert logged_epochs(out) == [1]
+    # A longer schedule continues from the checkpoint of epoch 1.
+    run_script(baseline_args(tiny_demo, out, 2))
+    assert logged_epochs(out) == [1, 2]
+    results = json.loads((out / "test_results.json").read_text())
+    assert results["checkpoint_epoch"] == 2
+    assert len(results["confusion_matrix"]) == 10
+    assert set(results["classwise_accuracy"]) == set(results["labels"])
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+    assert (out / "save" / "model_spec.json").is_file()
+
+
+def test_debug_run(tiny_demo, tmp_path):
+    out = tmp_path / "debug"
+    run_script([*baseline_args(tiny_demo, out, 5), "--debug"])
+    assert (out / "test_results.json").is_file()
+
+
+def test_wrong_class_count_is_named(tiny_demo, tmp_path):
+    result = run_script(
+        [*baseline_args(tiny_demo, tmp_path / "x", 1), "--n_classes=7"],
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "n_classes=7" in result.stderr
