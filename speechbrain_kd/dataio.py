@@ -1,6 +1,9 @@
 """Audio loading and data pipelines shared by every phase and recipe."""
 
+import soundfile
 import torch
+import torchaudio
+from speechbrain.utils.data_pipeline import provides, takes
 
 
 def adapt_channels(wav, channels):
@@ -51,3 +54,119 @@ def adapt_channels(wav, channels):
     raise ValueError(
         f"cannot turn a {have}-channel signal into {channels} channels"
     )
+
+
+def load_audio(path, sample_rate, channels):
+    """Read an audio file as ``[time, channels]`` at ``sample_rate``.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+    sample_rate : int
+        Resampled to this rate when the file has another.
+    channels : int
+        Adapted to this many channels (:func:`adapt_channels`).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``[time, channels]``.
+
+    Example
+    -------
+    >>> import soundfile
+    >>> path = getfixture("tmpdir") + "/tone.wav"
+    >>> soundfile.write(path, torch.zeros(3200).numpy(), 32000)
+    >>> load_audio(path, 16000, 2).shape
+    torch.Size([1600, 2])
+    """
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:
+        raise RuntimeError(f"cannot read audio file {path}: {error}") from error
+    wav = torch.from_numpy(data)
+    if rate != sample_rate:
+        wav = torchaudio.functional.resample(
+            wav.T, orig_freq=rate, new_freq=sample_rate
+        ).T
+    return adapt_channels(wav, channels)
+
+
+def crop(wav, n_samples, start=None, generator=None):
+    """Cut ``n_samples`` from ``wav`` (``[time, ...]``) at ``start``.
+
+    A random start (torch's generator, seeded by SpeechBrain) is drawn when
+    ``start`` is None. A clip shorter than the crop is repeated (looped)
+    rather than zero-padded, so a crop always holds signal.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+    n_samples : int
+    start : int, optional
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    torch.Tensor
+
+    Example
+    -------
+    >>> crop(torch.arange(10), 4, start=3)
+    tensor([3, 4, 5, 6])
+    >>> crop(torch.arange(3), 7)
+    tensor([0, 1, 2, 0, 1, 2, 0])
+    """
+    length = wav.shape[0]
+    if length < n_samples:
+        repeats = -(-n_samples // length)
+        return torch.cat([wav] * repeats)[:n_samples]
+    if start is None:
+        high = length - n_samples + 1
+        start = int(torch.randint(high, (), generator=generator))
+    return wav[start : start + n_samples]
+
+
+def audio_pipeline(sample_rate, channels, crop_seconds=None):
+    """A SpeechBrain dynamic item: ``wav`` path -> ``sig`` ``[time, ch]``.
+
+    Loads, resamples and adapts channels; with ``crop_seconds`` a random
+    crop of that length is taken (training), without it the full clip
+    (evaluation).
+
+    Arguments
+    ---------
+    sample_rate : int
+    channels : int
+    crop_seconds : float, optional
+
+    Returns
+    -------
+    function
+        Decorated with ``takes("wav")`` and ``provides("sig")``.
+
+    Example
+    -------
+    >>> import soundfile
+    >>> from speechbrain.dataio.dataset import DynamicItemDataset
+    >>> path = getfixture("tmpdir") + "/clip.wav"
+    >>> soundfile.write(path, torch.zeros(16000, 2).numpy(), 16000)
+    >>> data = DynamicItemDataset({"c1": {"wav": path}})
+    >>> data.add_dynamic_item(audio_pipeline(8000, 2, crop_seconds=0.5))
+    >>> data.set_output_keys(["sig"])
+    >>> data[0]["sig"].shape
+    torch.Size([4000, 2])
+    """
+    n_samples = (
+        None if crop_seconds is None else int(crop_seconds * sample_rate)
+    )
+
+    @takes("wav")
+    @provides("sig")
+    def pipeline(wav):
+        sig = load_audio(wav, sample_rate, channels)
+        if n_samples is not None:
+            sig = crop(sig, n_samples)
+        return sig
+
+    return pipeline

@@ -7,7 +7,7 @@ in Acoustic Scene Classification", IEEE Access 8:166870-166879, 2020.
 import torch
 
 from speechbrain_kd.dataio import adapt_channels
-from speechbrain_kd.models.pooling import make_pooling
+from speechbrain_kd.models.pooling import frame_mask, make_pooling
 
 
 class ResidualBlock(torch.nn.Module):
@@ -45,9 +45,15 @@ class ResidualBlock(torch.nn.Module):
         )
         self.pool = torch.nn.MaxPool1d(pool_size, ceil_mode=True)
 
-    def forward(self, x):
-        """``[B, C_in, T]`` -> ``[B, C_out, ceil(T / pool_size)]``."""
+    def forward(self, x, mask=None):
+        """``[B, C_in, T]`` -> ``[B, C_out, ceil(T / pool_size)]``.
+
+        ``mask`` (``[B, 1, T]``) zeroes padded frames between the two
+        convolutions, so padding never leaks into valid frames.
+        """
         out = self.act(self.bn1(self.conv1(x)))
+        if mask is not None:
+            out = out * mask
         out = self.bn2(self.conv2(out))
         return self.pool(self.act(out + self.shortcut(x)))
 
@@ -148,6 +154,17 @@ class RawWaveformCNN(torch.nn.Module):
             self.pooling.output_size, embedding_dim
         )
 
+    @staticmethod
+    def _frames(x, lengths):
+        """``[B, 1, T]`` mask of the valid frames of ``x`` ``[B, C, T]``."""
+        if lengths is None:
+            return None
+        return frame_mask(x.transpose(1, 2), lengths).transpose(1, 2)
+
+    def _mask(self, x, lengths):
+        mask = self._frames(x, lengths)
+        return x if mask is None else x * mask
+
     def forward(self, wavs, lengths=None):
         """Waveforms ``[B, T]`` or ``[B, T, C]`` -> embeddings ``[B, E]``."""
         if wavs.dim() == 2:
@@ -158,8 +175,12 @@ class RawWaveformCNN(torch.nn.Module):
                 f"input of {wavs.shape[1]} samples is shorter than the first "
                 f"convolution ({self.first_conv_kernel} samples)"
             )
-        x = self.first_conv(wavs.transpose(1, 2))
-        x = self.final_conv(self.blocks(x))
-        # Relative lengths survive striding and pooling unchanged.
+        # Relative lengths survive striding and pooling unchanged; padded
+        # frames are zeroed after every stage so that they look like the
+        # convolutions' own zero padding.
+        x = self._mask(self.first_conv(wavs.transpose(1, 2)), lengths)
+        for block in self.blocks:
+            x = self._mask(block(x, self._frames(x, lengths)), lengths)
+        x = self.final_conv(x)
         pooled = self.pooling(x.transpose(1, 2), lengths)
         return self.embedding(pooled)

@@ -30,8 +30,11 @@ def module_spec(module):
     Example
     -------
     >>> from speechbrain_kd.models import SceneClassifier
-    >>> module_spec(SceneClassifier(4, 2))
-    {'class': 'speechbrain_kd.models.classifier.SceneClassifier', 'config': {'input_size': 4, 'n_classes': 2}}
+    >>> spec = module_spec(SceneClassifier(4, 2))
+    >>> spec["class"]
+    'speechbrain_kd.models.classifier.SceneClassifier'
+    >>> spec["config"]
+    {'input_size': 4, 'n_classes': 2}
     """
     if not hasattr(module, "config"):
         raise TypeError(
