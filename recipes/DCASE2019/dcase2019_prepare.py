@@ -1,0 +1,314 @@
+"""Data preparation for TAU Urban Acoustic Scenes development sets.
+
+Writes SpeechBrain CSV manifests ``train.csv``, ``valid.csv`` and
+``test.csv`` with the columns ``ID, duration, wav, scene, identifier, city,
+device, sample_rate, channels``: train and valid from
+``evaluation_setup/fold1_train.csv`` (valid grouped by ``identifier``, so no
+recording location is on both sides), test from ``fold1_evaluate.csv``.
+Works for the 2019 (48 kHz, binaural), 2020 Mobile (44.1 kHz mono, several
+devices) and 2022 Mobile (1-s clips, ``scene-city-location-segment-k-
+device.wav``) layouts, which share ``meta.csv`` and ``evaluation_setup/``.
+Every audio file is checked (readable, rate, channels, length); all the
+faults are reported in one error, or skipped and counted on request.
+"""
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import soundfile
+
+logger = logging.getLogger(__name__)
+
+FIELDS = [
+    "ID",
+    "duration",
+    "wav",
+    "scene",
+    "identifier",
+    "city",
+    "device",
+    "sample_rate",
+    "channels",
+]
+OPTIONS_FILE = "prepare_opts.json"
+SPLITS = ("train", "valid", "test")
+
+
+def prepare_dcase2019(
+    data_folder,
+    save_folder,
+    valid_ratio=0.1,
+    seed=1234,
+    skip_bad_files=False,
+    sample_rate=None,
+    channels=None,
+    min_duration=None,
+):
+    """Write ``train.csv``, ``valid.csv`` and ``test.csv`` to ``save_folder``.
+
+    Arguments
+    ---------
+    data_folder : str or pathlib.Path
+        A TAU-layout development set: ``audio/``, ``meta.csv``,
+        ``evaluation_setup/fold1_train.csv`` and ``fold1_evaluate.csv``.
+    save_folder : str or pathlib.Path
+        Where the manifests go.
+    valid_ratio : float
+        Share of the training clips held out for validation, drawn as whole
+        locations (``identifier``).
+    seed : int
+        Seeds the choice of validation locations.
+    skip_bad_files : bool
+        False: any unreadable, missing or mismatching file is an error that
+        lists them all. True: they are left out and counted.
+    sample_rate, channels : int, optional
+        When given, files with another rate or channel count are bad.
+    min_duration : float, optional
+        Files shorter than this (seconds) are bad.
+
+    Returns
+    -------
+    dict
+        Number of clips per split and of skipped files.
+
+    Example
+    -------
+    >>> from speechbrain_kd.demo_data import generate_demo_dataset
+    >>> tmp = getfixture("tmpdir")
+    >>> data = generate_demo_dataset(tmp + "/data", 8, 0.5, 8000)
+    >>> prepare_dcase2019(data, tmp + "/manifests", valid_ratio=0.2)
+    {'train': 50, 'valid': 10, 'test': 20, 'skipped': 0}
+    """
+    data_folder = Path(data_folder)
+    save_folder = Path(save_folder)
+    options = {
+        "data_folder": str(data_folder.absolute()),
+        "valid_ratio": valid_ratio,
+        "seed": seed,
+        "skip_bad_files": skip_bad_files,
+        "sample_rate": sample_rate,
+        "channels": channels,
+        "min_duration": min_duration,
+    }
+    meta_file = data_folder / "meta.csv"
+    fold_files = {
+        "train": data_folder / "evaluation_setup" / "fold1_train.csv",
+        "test": data_folder / "evaluation_setup" / "fold1_evaluate.csv",
+    }
+    _check_layout(data_folder, meta_file, fold_files)
+    options["fingerprint"] = _fingerprint([meta_file, *fold_files.values()])
+    previous = _read_options(save_folder)
+    if (
+        previous
+        and previous.get("options") == options
+        and _manifests_exist(save_folder)
+    ):
+        logger.info("%s already prepared with these options", save_folder)
+        return previous["counts"]
+
+    meta = _read_meta(meta_file)
+    rows, bad = {}, []
+    for split, fold_file in fold_files.items():
+        rows[split] = []
+        for line, entry in _read_tsv(fold_file, ["filename", "scene_label"]):
+            rows[split].append(
+                _manifest_row(
+                    data_folder, meta, fold_file, line, entry, bad, options
+                )
+            )
+    if bad and not skip_bad_files:
+        raise ValueError(
+            f"{len(bad)} bad audio file(s) in {data_folder}:\n  "
+            + "\n  ".join(bad)
+            + "\nFix or remove them, or pass skip_bad_files=True "
+            "(--skip_bad_files=True) to leave them out."
+        )
+    if bad:
+        logger.warning(
+            "skipping %d bad audio file(s):\n  %s", len(bad), "\n  ".join(bad)
+        )
+    for split in rows:
+        rows[split] = [row for row in rows[split] if row is not None]
+    rows["train"], rows["valid"] = _split_by_identifier(
+        rows["train"], valid_ratio, seed
+    )
+    save_folder.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        _write_csv(save_folder / f"{split}.csv", rows[split])
+    counts = {split: len(rows[split]) for split in SPLITS}
+    counts["skipped"] = len(bad)
+    _write_json(
+        save_folder / OPTIONS_FILE,
+        {"options": options, "counts": counts, "bad_files": bad},
+    )
+    logger.info("prepared %s in %s", counts, save_folder)
+    return counts
+
+
+def _check_layout(data_folder, meta_file, fold_files):
+    if not data_folder.is_dir():
+        raise FileNotFoundError(
+            f"data folder {data_folder} does not exist (set --data_folder "
+            "to a TAU development set or the demo set)"
+        )
+    for path in (meta_file, *fold_files.values()):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: {data_folder} is not a TAU-layout "
+                "development set (audio/, meta.csv, evaluation_setup/)"
+            )
+
+
+def _fingerprint(paths):
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _read_options(save_folder):
+    path = save_folder / OPTIONS_FILE
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _manifests_exist(save_folder):
+    return all((save_folder / f"{split}.csv").is_file() for split in SPLITS)
+
+
+def _read_tsv(path, needed):
+    """Yield ``(line number, row)`` of a tab-separated file with a header."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = [c for c in needed if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path} lacks the column(s) {missing} (found "
+                f"{reader.fieldnames}); TAU files are tab-separated"
+            )
+        yield from enumerate(reader, start=2)
+
+
+def _read_meta(meta_file):
+    meta = {}
+    needed = ["filename", "scene_label", "identifier", "source_label"]
+    for _, row in _read_tsv(meta_file, needed):
+        meta[row["filename"]] = row
+    return meta
+
+
+def _manifest_row(data_folder, meta, fold_file, line, entry, bad, options):
+    """One manifest row, or None (with the fault appended to ``bad``)."""
+    name = entry["filename"]
+    if name not in meta:
+        raise ValueError(
+            f"{fold_file}, line {line}: {name} is not listed in "
+            f"{data_folder / 'meta.csv'}"
+        )
+    info = meta[name]
+    if entry["scene_label"] != info["scene_label"]:
+        raise ValueError(
+            f"{fold_file}, line {line}: scene {entry['scene_label']!r} of "
+            f"{name} differs from {info['scene_label']!r} in meta.csv"
+        )
+    path = (data_folder / name).absolute()
+    fault = _audio_fault(path, options)
+    if fault:
+        bad.append(f"{path}: {fault}")
+        return None
+    audio = soundfile.info(str(path))
+    identifier = info["identifier"]
+    return {
+        "ID": Path(name).stem,
+        "duration": f"{audio.frames / audio.samplerate:.4f}",
+        "wav": str(path),
+        "scene": info["scene_label"],
+        "identifier": identifier,
+        "city": identifier.split("-")[0],
+        "device": info["source_label"],
+        "sample_rate": audio.samplerate,
+        "channels": audio.channels,
+    }
+
+
+def _audio_fault(path, options):
+    """What is wrong with an audio file, or None."""
+    if not path.is_file():
+        return "missing"
+    try:
+        audio = soundfile.info(str(path))
+    except Exception as error:
+        return f"unreadable ({error})"
+    if audio.frames == 0:
+        return "empty"
+    rate, channels = options["sample_rate"], options["channels"]
+    if rate is not None and audio.samplerate != rate:
+        return f"sample rate {audio.samplerate} Hz, expected {rate} Hz"
+    if channels is not None and audio.channels != channels:
+        return f"{audio.channels} channel(s), expected {channels}"
+    min_duration = options["min_duration"]
+    if min_duration and audio.frames / audio.samplerate < min_duration:
+        return (
+            f"{audio.frames / audio.samplerate:.2f} s long, shorter than "
+            f"{min_duration} s"
+        )
+    return None
+
+
+def _split_by_identifier(rows, valid_ratio, seed):
+    """Hold out whole locations, about ``valid_ratio`` of the clips.
+
+    Locations are drawn scene by scene so that every scene with at least two
+    locations is represented on both sides.
+    """
+    if not 0 <= valid_ratio < 1:
+        raise ValueError(f"valid_ratio must be in [0, 1), got {valid_ratio}")
+    by_scene = {}
+    for row in rows:
+        by_scene.setdefault(row["scene"], {}).setdefault(
+            row["identifier"], []
+        ).append(row)
+    rng = random.Random(seed)
+    held_out = set()
+    for scene in sorted(by_scene):
+        locations = by_scene[scene]
+        names = sorted(locations)
+        rng.shuffle(names)
+        target = valid_ratio * sum(len(v) for v in locations.values())
+        taken = 0
+        for name in names[:-1]:  # always leave one location for training
+            size = len(locations[name])
+            # Take a location only when it brings the count nearer the
+            # target.
+            if abs(taken + size - target) >= abs(taken - target):
+                continue
+            held_out.add(name)
+            taken += size
+    # Grouped by identifier: a location is on one side only.
+    train = [r for r in rows if r["identifier"] not in held_out]
+    valid = [r for r in rows if r["identifier"] in held_out]
+    return train, valid
+
+
+def _write_csv(path, rows):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _write_json(path, obj):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)

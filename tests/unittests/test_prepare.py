@@ -1,0 +1,168 @@
+"""Data prep on the three TAU layouts, including bad and missing files."""
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[2] / "recipes/DCASE2019")
+)
+from dcase2019_prepare import prepare_dcase2019  # noqa: E402
+
+SCENES = ["airport", "bus", "metro"]
+
+
+def make_layout(root, layout, n_locations=4, segments=3):
+    """A tiny TAU-layout folder: 2019, 2020 (mobile) or 2022 (sub-segments)."""
+    rate, channels, seconds = {
+        "2019": (48000, 2, 0.2),
+        "2020": (44100, 1, 0.2),
+        "2022": (44100, 1, 0.1),
+    }[layout]
+    devices = ["a"] if layout == "2019" else ["a", "b", "s1"]
+    (root / "audio").mkdir(parents=True)
+    (root / "evaluation_setup").mkdir()
+    meta, train, evaluate = [], [], []
+    for scene in SCENES:
+        for loc in range(n_locations):
+            for seg in range(segments):
+                device = devices[seg % len(devices)]
+                sub = "-0" if layout == "2022" else ""
+                name = f"audio/{scene}-lyon-{loc}-{seg}{sub}-{device}.wav"
+                shape = (int(rate * seconds), channels)
+                soundfile.write(root / name, np.zeros(shape), rate)
+                meta.append([name, scene, f"lyon-{loc}", device])
+                (evaluate if loc == 0 else train).append([name, scene])
+    write_tsv(
+        root / "meta.csv",
+        ["filename", "scene_label", "identifier", "source_label"],
+        meta,
+    )
+    setup = root / "evaluation_setup"
+    write_tsv(setup / "fold1_train.csv", ["filename", "scene_label"], train)
+    write_tsv(
+        setup / "fold1_evaluate.csv", ["filename", "scene_label"], evaluate
+    )
+    write_tsv(setup / "fold1_test.csv", ["filename"], [r[:1] for r in evaluate])
+    return root
+
+
+def write_tsv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("layout", ["2019", "2020", "2022"])
+def test_layouts_give_grouped_splits(tmp_path, layout):
+    data = make_layout(tmp_path / "data", layout)
+    counts = prepare_dcase2019(data, tmp_path / "out", valid_ratio=0.3)
+    train = read(tmp_path / "out" / "train.csv")
+    valid = read(tmp_path / "out" / "valid.csv")
+    test = read(tmp_path / "out" / "test.csv")
+    assert counts == {
+        "train": len(train),
+        "valid": len(valid),
+        "test": len(test),
+        "skipped": 0,
+    }
+    assert len(train) + len(valid) == 27 and len(test) == 9
+    assert {r["identifier"] for r in train}.isdisjoint(
+        r["identifier"] for r in valid
+    )
+    assert {r["scene"] for r in valid} == set(SCENES)
+    row = train[0]
+    assert row["ID"] == Path(row["wav"]).stem and Path(row["wav"]).is_file()
+    assert row["city"] == "lyon"
+    expected_rate = "48000" if layout == "2019" else "44100"
+    assert row["sample_rate"] == expected_rate
+    if layout != "2019":
+        assert {r["device"] for r in train} == {"a", "b", "s1"}
+
+
+def test_skips_when_prepared_and_redoes_when_options_change(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    out = tmp_path / "out"
+    prepare_dcase2019(data, out, valid_ratio=0.3)
+    (out / "train.csv").write_text("stale")
+    prepare_dcase2019(data, out, valid_ratio=0.3)
+    assert (out / "train.csv").read_text() == "stale"  # skipped
+    prepare_dcase2019(data, out, valid_ratio=0.2)
+    assert (out / "train.csv").read_text() != "stale"  # redone
+
+
+def test_changed_fold_file_is_not_mistaken_for_prepared(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    out = tmp_path / "out"
+    prepare_dcase2019(data, out, valid_ratio=0.3)
+    fold = data / "evaluation_setup" / "fold1_evaluate.csv"
+    fold.write_text("\n".join(fold.read_text().splitlines()[:-1]) + "\n")
+    assert prepare_dcase2019(data, out, valid_ratio=0.3)["test"] == 8
+
+
+def test_every_bad_file_is_named_in_one_error(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    missing = data / "audio" / "bus-lyon-1-0-a.wav"
+    corrupt = data / "audio" / "metro-lyon-2-1-a.wav"
+    missing.unlink()
+    corrupt.write_bytes(b"not a wav file")
+    with pytest.raises(ValueError) as error:
+        prepare_dcase2019(data, tmp_path / "out")
+    message = str(error.value)
+    assert "2 bad audio file(s)" in message
+    assert f"{missing}: missing" in message
+    assert f"{corrupt}: unreadable" in message
+    counts = prepare_dcase2019(data, tmp_path / "out", skip_bad_files=True)
+    assert counts["skipped"] == 2
+    assert counts["train"] + counts["valid"] == 25
+
+
+def test_wrong_rate_and_channels_are_named(tmp_path):
+    data = make_layout(tmp_path / "data", "2020")
+    with pytest.raises(
+        ValueError, match="sample rate 44100 Hz, expected 48000"
+    ):
+        prepare_dcase2019(data, tmp_path / "out", sample_rate=48000)
+    with pytest.raises(ValueError, match="1 channel\\(s\\), expected 2"):
+        prepare_dcase2019(data, tmp_path / "out", channels=2)
+
+
+def test_missing_folder_and_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        prepare_dcase2019(tmp_path / "nowhere", tmp_path / "out")
+    data = make_layout(tmp_path / "data", "2019")
+    (data / "evaluation_setup" / "fold1_train.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="fold1_train.csv is missing"):
+        prepare_dcase2019(data, tmp_path / "out")
+
+
+def test_scene_unknown_to_meta_is_named_with_its_line(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    fold = data / "evaluation_setup" / "fold1_train.csv"
+    lines = fold.read_text().splitlines()
+    lines[3] = lines[3].replace("\tairport", "\tbeach")
+    fold.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValueError, match="fold1_train.csv, line 4: scene 'beach'"
+    ):
+        prepare_dcase2019(data, tmp_path / "out")
+
+
+def test_file_absent_from_meta_is_named(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    meta = data / "meta.csv"
+    lines = meta.read_text().splitlines()
+    dropped = lines.pop(5).split("\t")[0]
+    meta.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=f"{dropped} is not listed"):
+        prepare_dcase2019(data, tmp_path / "out")
