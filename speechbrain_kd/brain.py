@@ -68,6 +68,7 @@ class SceneClassificationBrain(sb.Brain):
     ...         "classifier": SceneClassifier(2, 3),
     ...     },
     ...     opt_class=lambda params: torch.optim.SGD(params, lr=0.1),
+    ...     hparams={"mixup_alpha": 0.0},
     ...     run_opts={"device": "cpu"},
     ... )
     >>> batch = PaddedBatch(

@@ -305,8 +305,7 @@ def main(argv=None):
     parser.add_argument(
         "--preset",
         default=None,
-        help="paper or demo (default: demo without --data_folder, "
-        "else paper)",
+        help="paper or demo (default: demo without --data_folder, else paper)",
     )
     args, extra = parser.parse_known_args(argv)
     overrides, run_opts = parse_extra(extra)

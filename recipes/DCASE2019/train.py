@@ -258,6 +258,7 @@ def train_loader_kwargs(hparams, datasets):
         )
         kwargs.pop("batch_size", None)
         kwargs.pop("shuffle", None)
+        kwargs.pop("drop_last", None)
         kwargs["batch_sampler"] = sampler
     return kwargs
 
