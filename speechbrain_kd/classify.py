@@ -1,0 +1,126 @@
+"""Classify audio files with a trained phase folder or an exported model.
+
+    python -m speechbrain_kd.classify MODEL PATH [PATH ...] [--json] [--top_k 3]
+
+``MODEL`` is a phase output folder (its best checkpoint is used) or a folder
+made by ``python -m speechbrain_kd.export`` (loaded with SpeechBrain's
+``EncoderClassifier``). ``PATH`` is a wav file or a folder of them.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from speechbrain_kd.checkpoints import load_trained_model, save_folder_of
+from speechbrain_kd.dataio import load_audio
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def audio_files(paths):
+    """Expand folders into their audio files (sorted); check files exist.
+
+    Example
+    -------
+    >>> audio_files([getfixture("tmpdir") + "/nothing.wav"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...nothing.wav does not exist
+    """
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path} does not exist")
+    if not files:
+        raise FileNotFoundError(f"no audio files in {list(map(str, paths))}")
+    return files
+
+
+class Classifier:
+    """Posteriors for audio files from a phase folder or an export.
+
+    Arguments
+    ---------
+    model_folder : str or pathlib.Path
+    device : str
+    """
+
+    def __init__(self, model_folder, device="cpu"):
+        folder = Path(model_folder)
+        self.device = device
+        if (save_folder_of(folder) / "model_spec.json").is_file():
+            model = load_trained_model(folder, device=device)
+            self.labels = model.labels
+            config = model.spec["embedding_model"]["config"]
+            channels = config.get("in_channels", 1)
+
+            def posteriors(path):
+                wav = load_audio(path, model.sample_rate, channels)
+                with torch.no_grad():
+                    logits = model(wav[None].to(device))
+                return torch.softmax(logits, -1)[0].cpu()
+
+        elif (folder / "hyperparams.yaml").is_file():
+            from speechbrain_kd.export import load_exported
+            from speechbrain_kd.labels import encoder_labels
+
+            model = load_exported(folder, device=device)
+            self.labels = encoder_labels(model.hparams.label_encoder)
+
+            def posteriors(path):
+                out_prob, _, _, _ = model.classify_file(str(path))
+                return out_prob[0].exp().cpu()
+
+        else:
+            raise FileNotFoundError(
+                f"{folder} is neither a phase output folder (save/"
+                "model_spec.json) nor an exported model (hyperparams.yaml)"
+            )
+        self._posteriors = posteriors
+
+    def __call__(self, path, top_k=3):
+        """``{"file", "label", "probabilities": {label: p}}`` (top k)."""
+        probs = self._posteriors(path)
+        order = torch.argsort(probs, descending=True)[:top_k]
+        return {
+            "file": str(path),
+            "label": self.labels[int(order[0])],
+            "probabilities": {
+                self.labels[int(i)]: round(float(probs[i]), 6) for i in order
+            },
+        }
+
+
+def main(argv=None):
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="phase output folder or export folder")
+    parser.add_argument("paths", nargs="+", help="wav files or folders")
+    parser.add_argument("--json", action="store_true", help="JSON lines")
+    parser.add_argument("--top_k", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    classify = Classifier(args.model, device=args.device)
+    for path in audio_files(args.paths):
+        result = classify(path, top_k=args.top_k)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            probs = ", ".join(
+                f"{k} {v:.3f}" for k, v in result["probabilities"].items()
+            )
+            print(f"{path}\t{result['label']}\t({probs})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
