@@ -23,6 +23,8 @@ class LogMelCNN(torch.nn.Module):
     n_fft : int
     hop_length : float
         Milliseconds between frames.
+    win_length : float
+        Milliseconds per frame (at most ``n_fft`` samples).
     conv_channels : list of int
         Channels of the conv blocks (3x3 conv, BatchNorm, ReLU, 2x2 max
         pooling on frequency and time).
@@ -46,6 +48,7 @@ class LogMelCNN(torch.nn.Module):
         n_mels=64,
         n_fft=1024,
         hop_length=20,
+        win_length=25,
         conv_channels=(32, 64, 128, 128),
         embedding_dim=128,
         pooling="avgmax",
@@ -58,17 +61,25 @@ class LogMelCNN(torch.nn.Module):
             "n_mels": n_mels,
             "n_fft": n_fft,
             "hop_length": hop_length,
+            "win_length": win_length,
             "conv_channels": list(conv_channels),
             "embedding_dim": embedding_dim,
             "pooling": pooling,
             "attention_heads": attention_heads,
         }
         self.in_channels = in_channels
+        window = int(win_length * sample_rate / 1000)
+        if window > n_fft:
+            raise ValueError(
+                f"win_length={win_length} ms is {window} samples at "
+                f"{sample_rate} Hz, more than n_fft={n_fft}"
+            )
         self.fbank = Fbank(
             sample_rate=sample_rate,
             n_fft=n_fft,
             n_mels=n_mels,
             hop_length=hop_length,
+            win_length=win_length,
         )
         self.input_norm = torch.nn.BatchNorm2d(in_channels)
         layers, channels = [], in_channels
