@@ -32,9 +32,7 @@ def is_used(key, yaml_text, code_text):
     return key in SPEECHBRAIN_KEYS or refs or in_code
 
 
-@pytest.mark.parametrize(
-    "path", PHASE_YAMLS + FRAGMENTS, ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", PHASE_YAMLS + FRAGMENTS, ids=lambda p: p.name)
 def test_every_key_is_used(path):
     yaml_text = path.read_text(encoding="utf-8")
     code_text = "\n".join(p.read_text(encoding="utf-8") for p in CODE)

@@ -71,3 +71,26 @@ def test_changed_settings_are_refused(pipeline_run, tiny_demo):
     )
     assert result.returncode != 0
     assert "other settings" in result.stderr
+
+
+def test_specialists_cut_errors_in_their_pairs(pipeline_run):
+    specialists = pipeline_run["summary"]["specialists"]
+    for spec in specialists:
+        assert spec["pair_errors"] <= spec["baseline_pair_errors"], spec
+    assert any(
+        s["pair_errors"] < s["baseline_pair_errors"] for s in specialists
+    )
+
+
+def test_exported_student_predicts_like_the_recipe(pipeline_run, tmp_path):
+    from speechbrain_kd.export import export_model, verify_export
+
+    student = pipeline_run["folder"] / "student"
+    export = export_model(student, tmp_path / "student_export")
+    checked, differ = verify_export(
+        export,
+        student / "test_predictions.csv",
+        pipeline_run["folder"] / "manifests" / "test.csv",
+        limit=40,
+    )
+    assert checked == 40 and differ == []
