@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "DCASE2019"
 
 # Small enough for CI on 2 CPU cores, large enough to learn the scenes.
-TINY_DEMO = {"clips_per_scene": 16, "seconds": 2.0, "sample_rate": 8000}
+TINY_DEMO = {"clips_per_scene": 24, "seconds": 2.0, "sample_rate": 8000}
 TINY_OVERRIDES = [
     "--sample_rate=8000",
     "--crop_seconds=1.0",
-    "--number_of_epochs=6",
+    "--number_of_epochs=15",
 ]
 
 

@@ -1,24 +1,42 @@
 """A log-mel CNN with the same interface as the raw-waveform CNN.
 
-Features are SpeechBrain filterbanks, one map per channel; teachers and
-students of both families can be mixed in one distillation.
+Features are SpeechBrain filterbanks (:class:`speechbrain.lobes.features.
+Fbank`), one map per audio channel; teachers and students of both families
+can be mixed in one distillation.
 """
 
 import torch
 from speechbrain.lobes.features import Fbank
 
 from speechbrain_kd.dataio import adapt_channels
-from speechbrain_kd.models.pooling import make_pooling
+from speechbrain_kd.models.pooling import make_pooling, valid_frames
 
 
 class LogMelCNN(torch.nn.Module):
     """Log-mel filterbanks per channel, 2-D conv blocks, time pooling.
 
+    The log-mels of each audio channel are one input map of the 2-D
+    convolutions (``[B, channels, frames, n_mels]``), normalised by a
+    BatchNorm. Each conv block is a 3x3 convolution, BatchNorm, ReLU and
+    2x2 max pooling (``ceil_mode``: short clips keep a frame). The
+    frequency axis is then averaged and the time axis pooled by name
+    (``"avgmax"`` or ``"attention"``, see
+    :func:`speechbrain_kd.models.pooling.make_pooling`), followed by a
+    linear embedding layer.
+
+    Padding: relative lengths are followed exactly through the STFT
+    (``1 + samples // hop`` frames, SpeechBrain's centred STFT with zero
+    padding) and every pooling, and padded frames are zeroed before each
+    convolution, so a zero-padded clip gives the same embedding as the
+    clip alone (in eval mode; the per-clip 80 dB floor of SpeechBrain's
+    log-mels can differ by the last frames' energy).
+
     Arguments
     ---------
     sample_rate : int
     in_channels : int
-        Channels the model takes (inputs are adapted).
+        Channels the model takes (inputs are adapted with
+        :func:`speechbrain_kd.dataio.adapt_channels`).
     n_mels : int
     n_fft : int
     hop_length : float
@@ -26,12 +44,12 @@ class LogMelCNN(torch.nn.Module):
     win_length : float
         Milliseconds per frame (at most ``n_fft`` samples).
     conv_channels : list of int
-        Channels of the conv blocks (3x3 conv, BatchNorm, ReLU, 2x2 max
-        pooling on frequency and time).
+        Output channels of the conv blocks.
     embedding_dim : int
     pooling : str
         ``"avgmax"`` or ``"attention"`` over time.
     attention_heads : int
+        Must divide ``conv_channels[-1]``.
 
     Example
     -------
@@ -39,6 +57,8 @@ class LogMelCNN(torch.nn.Module):
     ...     conv_channels=[8, 16], embedding_dim=8)
     >>> model(torch.randn(2, 8000, 2), torch.tensor([1.0, 0.6])).shape
     torch.Size([2, 8])
+    >>> model(torch.randn(1, 8000)).shape  # mono
+    torch.Size([1, 8])
     """
 
     def __init__(
@@ -67,12 +87,21 @@ class LogMelCNN(torch.nn.Module):
             "pooling": pooling,
             "attention_heads": attention_heads,
         }
+        if not conv_channels:
+            raise ValueError("conv_channels needs at least one block")
         self.in_channels = in_channels
-        window = int(win_length * sample_rate / 1000)
+        # Same rounding as SpeechBrain's STFT.
+        window = int(round(win_length * sample_rate / 1000))
+        self.hop = int(round(hop_length * sample_rate / 1000))
         if window > n_fft:
             raise ValueError(
                 f"win_length={win_length} ms is {window} samples at "
                 f"{sample_rate} Hz, more than n_fft={n_fft}"
+            )
+        if self.hop < 1:
+            raise ValueError(
+                f"hop_length={hop_length} ms is less than one sample at "
+                f"{sample_rate} Hz"
             )
         self.fbank = Fbank(
             sample_rate=sample_rate,
@@ -82,33 +111,88 @@ class LogMelCNN(torch.nn.Module):
             win_length=win_length,
         )
         self.input_norm = torch.nn.BatchNorm2d(in_channels)
-        layers, channels = [], in_channels
+        blocks, channels = [], in_channels
         for out_channels in conv_channels:
-            layers += [
-                torch.nn.Conv2d(channels, out_channels, 3, padding=1),
-                torch.nn.BatchNorm2d(out_channels),
-                torch.nn.ReLU(),
-                torch.nn.MaxPool2d(2, ceil_mode=True),
-            ]
+            blocks.append(
+                torch.nn.Sequential(
+                    torch.nn.Conv2d(channels, out_channels, 3, padding=1),
+                    torch.nn.BatchNorm2d(out_channels),
+                    torch.nn.ReLU(),
+                )
+            )
             channels = out_channels
-        self.convs = torch.nn.Sequential(*layers)
+        self.blocks = torch.nn.ModuleList(blocks)
+        self.pool = torch.nn.MaxPool2d(2, ceil_mode=True)
         self.pooling = make_pooling(pooling, channels, attention_heads)
         self.embedding = torch.nn.Linear(
             self.pooling.output_size, embedding_dim
         )
 
     def features(self, wavs):
-        """Waveforms ``[B, T, C]`` -> log-mels ``[B, C, frames, n_mels]``."""
+        """Waveforms ``[B, T, C]`` -> log-mels ``[B, C, frames, n_mels]``.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+
+        Example
+        -------
+        >>> model = LogMelCNN(sample_rate=8000, n_mels=16, n_fft=256)
+        >>> model.features(torch.randn(2, 800, 2)).shape  # hop 160
+        torch.Size([2, 2, 6, 16])
+        """
         batch, time, channels = wavs.shape
         flat = wavs.transpose(1, 2).reshape(batch * channels, time)
         feats = self.fbank(flat)
         return feats.view(batch, channels, *feats.shape[1:])
 
     def forward(self, wavs, lengths=None):
-        """Waveforms ``[B, T]`` or ``[B, T, C]`` -> embeddings ``[B, E]``."""
+        """Waveforms ``[B, T]`` or ``[B, T, C]`` -> embeddings ``[B, E]``.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            At the model's sample rate; ``[B, T]`` is mono.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[B]`` (SpeechBrain convention).
+
+        Returns
+        -------
+        torch.Tensor
+        """
         if wavs.dim() == 2:
             wavs = wavs.unsqueeze(-1)
+        if wavs.dim() != 3:
+            raise ValueError(
+                f"LogMelCNN expects [batch, time] or [batch, time, "
+                f"channels] waveforms, got {tuple(wavs.shape)}"
+            )
         wavs = adapt_channels(wavs, self.in_channels)
-        x = self.convs(self.input_norm(self.features(wavs)))
+        batch, time, _ = wavs.shape
+        x = self.input_norm(self.features(wavs))
+        frames = None
+        if lengths is not None:
+            samples = valid_frames(lengths, time, batch, wavs.device)
+            frames = (1 + samples // self.hop).clamp(max=x.shape[2])
+        for block in self.blocks:
+            x = block(self._zero_padding(x, frames))
+            # ReLU output is >= 0: zeroed padding never wins the max.
+            x = self.pool(self._zero_padding(x, frames))
+            if frames is not None:
+                frames = -(-frames // 2)
         x = x.mean(dim=-1).transpose(1, 2)  # frequency pooled: [B, T, C]
-        return self.embedding(self.pooling(x, lengths))
+        relative = None if frames is None else frames.to(x.dtype) / x.shape[1]
+        return self.embedding(self.pooling(x, relative))
+
+    @staticmethod
+    def _zero_padding(x, frames):
+        """Zero the frames of ``x`` ``[B, C, T, F]`` beyond ``frames``."""
+        if frames is None:
+            return x
+        steps = torch.arange(x.shape[2], device=x.device)
+        mask = steps[None, :] < frames[:, None]
+        return x.masked_fill(~mask[:, None, :, None], 0.0)

@@ -2,6 +2,8 @@
 
 Inputs are time-first, ``[batch, time, channels]``, as elsewhere in
 SpeechBrain, with relative lengths ``[batch]`` (1.0 = the longest clip).
+Padded frames never count: a clip pooled alone and the same clip padded
+with anything in a batch give the same result.
 """
 
 import torch
@@ -32,16 +34,66 @@ def frame_mask(x, lengths):
     batch, time = x.shape[:2]
     if lengths is None:
         return torch.ones(batch, time, 1, dtype=torch.bool, device=x.device)
-    frames = torch.clamp(torch.round(lengths * time), min=1)
+    frames = valid_frames(lengths, time, batch, x.device).clamp(min=1)
     mask = length_to_mask(frames, max_len=time, device=x.device)
     return mask.bool().unsqueeze(-1)
+
+
+def valid_frames(lengths, time, batch, device=None):
+    """Turn relative lengths into numbers of valid frames ``[batch]``.
+
+    Arguments
+    ---------
+    lengths : torch.Tensor or None
+        Relative lengths ``[batch]`` (SpeechBrain convention); None means
+        every frame is valid.
+    time : int
+        Frames (or samples) of the padded batch.
+    batch : int
+    device : torch.device, optional
+
+    Returns
+    -------
+    torch.Tensor
+        int64 counts in ``[0, time]``.
+
+    Example
+    -------
+    >>> valid_frames(torch.tensor([1.0, 0.25]), 8, 2)
+    tensor([8, 2])
+    """
+    if lengths is None:
+        return torch.full((batch,), time, dtype=torch.long, device=device)
+    if lengths.shape != (batch,):
+        raise ValueError(
+            f"relative lengths of shape {tuple(lengths.shape)} do not match "
+            f"a batch of {batch}"
+        )
+    if ((lengths < 0) | (lengths > 1 + 1e-6)).any():
+        raise ValueError(
+            f"relative lengths must lie in [0, 1], got {lengths.tolist()}"
+        )
+    frames = torch.round(lengths.double() * time).long()
+    return frames.clamp(0, time).to(device)
+
+
+def _check_input(x, input_size, name):
+    if x.dim() != 3 or x.shape[-1] != input_size:
+        raise ValueError(
+            f"{name} expects [batch, time, {input_size}], got {tuple(x.shape)}"
+        )
+
+
+def _masked_max(x, mask):
+    return x.masked_fill(~mask, float("-inf")).amax(dim=1)
 
 
 class GlobalAvgMaxPooling(torch.nn.Module):
     """Global average and max pooling over time, concatenated.
 
-    The baseline's pooling in Jung et al., IEEE Access 2020. Padded frames
-    count in neither statistic.
+    The baseline's pooling in Jung et al., "Knowledge Distillation in
+    Acoustic Scene Classification", IEEE Access 2020. Padded frames count
+    in neither statistic.
 
     Arguments
     ---------
@@ -58,34 +110,43 @@ class GlobalAvgMaxPooling(torch.nn.Module):
 
     def __init__(self, input_size):
         super().__init__()
+        self.config = {"input_size": input_size}
         self.input_size = input_size
         self.output_size = 2 * input_size
 
     def forward(self, x, lengths=None):
-        """Pool ``[B, T, C]`` to ``[B, 2C]``."""
+        """Pool ``[B, T, C]`` (relative lengths ``[B]``) to ``[B, 2C]``."""
+        _check_input(x, self.input_size, type(self).__name__)
         mask = frame_mask(x, lengths)
         count = mask.sum(dim=1).clamp(min=1)
-        mean = (x * mask).sum(dim=1) / count
-        peak = x.masked_fill(~mask, float("-inf")).amax(dim=1)
-        return torch.cat([mean, peak], dim=-1)
+        mean = x.masked_fill(~mask, 0.0).sum(dim=1) / count
+        return torch.cat([mean, _masked_max(x, mask)], dim=-1)
 
 
 class SelfMultiHeadAttentionPooling(torch.nn.Module):
     """Self multi-head attention pooling over time.
 
     India, Safari, Hernando, "Self multi-head attention for speaker
-    recognition", Interspeech 2019: the channels are split into
-    ``num_heads`` slices; head ``h`` scores every frame with a learned query
-    ``u_h`` over its slice, ``w_t = softmax_t(u_h . x_t^h / sqrt(d))``
-    (padded frames masked), and returns ``sum_t w_t x_t^h``; the heads are
-    concatenated. Jung et al., IEEE Access 2020, add it to the specialists.
+    recognition", Interspeech 2019. The channels are split into
+    ``num_heads`` slices ``x_t^h`` of ``d = input_size / num_heads``
+    channels; head ``h`` has a learned query ``u_h`` and computes
+    ``w_t^h = softmax_t(u_h . x_t^h / sqrt(d))`` over the valid frames
+    (padded frames get zero weight) and ``sum_t w_t^h x_t^h``; the heads
+    are concatenated (``input_size`` values). Jung et al., IEEE Access
+    2020, put it in the specialists so that they attend to the frames that
+    tell their target pair apart.
 
-    The queries start at zero, so the initial attention is uniform and the
-    layer starts as average pooling. With ``with_max=True`` (the default)
-    the global max is concatenated as in :class:`GlobalAvgMaxPooling`, so
-    the output keeps the baseline's size ``2 * input_size``: a specialist
-    initialised from the baseline starts from exactly the baseline's
-    function and learns where to attend.
+    **Initialisation.** The queries start at zero, so every frame gets the
+    same weight and the layer starts as average pooling.
+
+    **Output size.** With ``with_max=True`` (the default, used by the
+    models) the masked global max is concatenated after the heads, as in
+    :class:`GlobalAvgMaxPooling`: the output keeps the baseline's size
+    ``2 * input_size``, so the embedding layer has the same shape, every
+    baseline weight loads unchanged into a specialist (only the queries
+    are new), and the specialist starts from exactly the baseline's
+    function and learns where to attend. With ``with_max=False`` the output
+    is the ``input_size`` attention-pooled values alone.
 
     Arguments
     ---------
@@ -115,46 +176,84 @@ class SelfMultiHeadAttentionPooling(torch.nn.Module):
                 f"attention_heads={num_heads} must divide the "
                 f"{input_size} channels of the pooled features"
             )
+        self.config = {
+            "input_size": input_size,
+            "num_heads": num_heads,
+            "with_max": with_max,
+        }
         self.input_size = input_size
         self.num_heads = num_heads
         self.head_size = input_size // num_heads
         self.with_max = with_max
+        # Zero queries: uniform attention, i.e. average pooling at start.
         self.queries = torch.nn.Parameter(
             torch.zeros(num_heads, self.head_size)
         )
         self.output_size = input_size * (2 if with_max else 1)
 
     def attention(self, x, lengths=None):
-        """Return the attention weights ``[B, T, heads]``."""
+        """Return the attention weights ``[B, T, heads]`` (sum 1 over T).
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, T, input_size]``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[B]``.
+
+        Returns
+        -------
+        torch.Tensor
+
+        Example
+        -------
+        >>> pool = SelfMultiHeadAttentionPooling(4, num_heads=2)
+        >>> x = torch.randn(1, 4, 4)
+        >>> pool.attention(x, torch.tensor([0.5]))[0].detach()
+        tensor([[0.5000, 0.5000],
+                [0.5000, 0.5000],
+                [0.0000, 0.0000],
+                [0.0000, 0.0000]])
+        """
+        _check_input(x, self.input_size, type(self).__name__)
         batch, time, _ = x.shape
-        heads = x.view(batch, time, self.num_heads, self.head_size)
+        heads = x.reshape(batch, time, self.num_heads, self.head_size)
         scores = (heads * self.queries).sum(-1) / self.head_size**0.5
+        # Padding may hold anything (inf, nan): keep it out of the scores.
         mask = frame_mask(x, lengths)
         scores = scores.masked_fill(~mask, float("-inf"))
         return torch.softmax(scores, dim=1)
 
     def forward(self, x, lengths=None):
-        """Pool ``[B, T, C]`` to ``[B, C]`` (``[B, 2C]`` with the max)."""
+        """Pool ``[B, T, C]`` to ``[B, 2C]`` (``[B, C]`` without the max)."""
         batch, time, _ = x.shape
         weights = self.attention(x, lengths)
-        heads = x.view(batch, time, self.num_heads, self.head_size)
+        mask = frame_mask(x, lengths)
+        values = x.masked_fill(~mask, 0.0)
+        heads = values.reshape(batch, time, self.num_heads, self.head_size)
         pooled = (weights.unsqueeze(-1) * heads).sum(dim=1)
         pooled = pooled.reshape(batch, self.input_size)
         if not self.with_max:
             return pooled
-        mask = frame_mask(x, lengths)
-        peak = x.masked_fill(~mask, float("-inf")).amax(dim=1)
-        return torch.cat([pooled, peak], dim=-1)
+        return torch.cat([pooled, _masked_max(x, mask)], dim=-1)
+
+
+POOLINGS = ("avgmax", "attention")
 
 
 def make_pooling(name, input_size, attention_heads=4):
     """Build a time pooling by name: ``"avgmax"`` or ``"attention"``.
+
+    Both give ``2 * input_size`` values (see
+    :class:`SelfMultiHeadAttentionPooling`), so a model's other layers do
+    not depend on the choice.
 
     Arguments
     ---------
     name : str
     input_size : int
     attention_heads : int
+        Heads of the attention pooling (ignored by ``"avgmax"``).
 
     Returns
     -------
@@ -165,9 +264,15 @@ def make_pooling(name, input_size, attention_heads=4):
     -------
     >>> make_pooling("attention", 8, 2).output_size
     16
+    >>> make_pooling("mean", 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: pooling must be one of avgmax, attention; got 'mean'
     """
     if name == "avgmax":
         return GlobalAvgMaxPooling(input_size)
     if name == "attention":
         return SelfMultiHeadAttentionPooling(input_size, attention_heads)
-    raise ValueError(f"pooling must be 'avgmax' or 'attention', not {name!r}")
+    raise ValueError(
+        f"pooling must be one of {', '.join(POOLINGS)}; got {name!r}"
+    )

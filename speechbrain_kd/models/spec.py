@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import torch
+
 ALLOWED_PREFIX = "speechbrain_kd."
 
 
@@ -42,10 +44,13 @@ def module_spec(module):
             "(.config): it cannot be described in a model spec"
         )
     cls = type(module)
-    return {
-        "class": f"{cls.__module__}.{cls.__qualname__}",
-        "config": json.loads(json.dumps(module.config)),
-    }
+    try:
+        config = json.loads(json.dumps(module.config))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"the config of {cls.__name__} is not plain JSON: {error}"
+        ) from error
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
 
 
 def build_module(spec):
@@ -71,21 +76,51 @@ def build_module(spec):
     ...
     ValueError: refusing to build 'os.system': ...
     """
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
+        raise ValueError(
+            f"a module spec is a dict with a 'class' string, got {spec!r}"
+        )
     path = spec["class"]
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"the config of {path!r} must be a dict: {config!r}")
     if not path.startswith(ALLOWED_PREFIX):
         raise ValueError(
             f"refusing to build {path!r}: model specs may only name "
             f"classes of {ALLOWED_PREFIX[:-1]}"
         )
     module_name, _, class_name = path.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**spec.get("config", {}))
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot find class {path!r}: {error}") from error
+    # The name may still lead out of the package (an imported module or
+    # function): only speechbrain_kd's own torch modules are built.
+    if not (
+        isinstance(cls, type)
+        and issubclass(cls, torch.nn.Module)
+        and cls.__module__.startswith(ALLOWED_PREFIX)
+    ):
+        raise ValueError(
+            f"refusing to build {path!r}: not a torch module class of "
+            f"{ALLOWED_PREFIX[:-1]}"
+        )
+    try:
+        return cls(**config)
+    except TypeError as error:
+        raise ValueError(
+            f"cannot build {path!r} from config {config}: {error}"
+        ) from error
 
 
 def write_model_spec(
     path, embedding_model, classifier, sample_rate, labels, **extra
 ):
-    """Write ``model_spec.json`` atomically.
+    """Write ``model_spec.json`` atomically (temporary file, then replace).
+
+    The layout is the one of every phase's ``save/model_spec.json``
+    (CONTRIBUTING.md): ``{"embedding_model": spec, "classifier": spec,
+    "sample_rate": int, "labels": [...], "phase": str, ...}``.
 
     Arguments
     ---------
@@ -106,19 +141,28 @@ def write_model_spec(
     >>> read_model_spec(path)["labels"]
     ['a', 'b']
     """
+    reserved = {"embedding_model", "classifier", "sample_rate", "labels"}
+    clash = sorted(reserved & set(extra))
+    if clash:
+        raise ValueError(f"extra keys may not replace {', '.join(clash)}")
     spec = {
         "embedding_model": module_spec(embedding_model),
         "classifier": module_spec(classifier),
         "sample_rate": int(sample_rate),
-        "labels": list(labels),
+        "labels": [str(label) for label in labels],
         **extra,
     }
+    text = json.dumps(spec, indent=2)  # fails before any file is touched
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(spec, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def read_model_spec(path):
@@ -141,10 +185,33 @@ def read_model_spec(path):
     ...
     ValueError: ...broken.json lacks embedding_model, classifier, sample_rate
     """
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path} must hold a JSON object")
     needed = ("embedding_model", "classifier", "sample_rate", "labels")
     missing = [key for key in needed if key not in spec]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
+    for name in ("embedding_model", "classifier"):
+        module = spec[name]
+        if not isinstance(module, dict) or not isinstance(
+            module.get("class"), str
+        ):
+            raise ValueError(f"{path}: {name} needs a 'class' string")
+    if not isinstance(spec["sample_rate"], int) or spec["sample_rate"] < 1:
+        raise ValueError(
+            f"{path}: sample_rate must be a positive integer, got "
+            f"{spec['sample_rate']!r}"
+        )
+    labels = spec["labels"]
+    if not isinstance(labels, list) or not all(
+        isinstance(label, str) for label in labels
+    ):
+        raise ValueError(f"{path}: labels must be a list of strings")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{path}: labels are not unique: {labels}")
     return spec

@@ -69,4 +69,4 @@ def test_wrong_class_count_is_named(tiny_demo, tmp_path):
         check=False,
     )
     assert result.returncode != 0
-    assert "n_classes=7" in result.stderr
+    assert "n_classes=7" in result.stdout + result.stderr
