@@ -54,10 +54,11 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--teachers", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--clips_per_scene", type=int, default=24)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     data = work / "demo"
-    generate_demo_dataset(data)
+    generate_demo_dataset(data, clips_per_scene=args.clips_per_scene)
     import csv
 
     rows = list(csv.DictReader(open(data / "meta.csv"), delimiter="\t"))

@@ -56,7 +56,7 @@ SCENE_RECIPES = {
         "background": (100, 4000, -3.0),
         "events": [
             ("babble", 1.2, 0.6, {"band": (300, 3000)}),
-            ("tone", 0.25, 0.35, {"freq": 660, "harmonics": 3}),
+            ("tone", 0.6, 0.25, {"freq": 660, "harmonics": 3}),
             ("rumble", 0.3, 0.5, {"freq": 70}),
         ],
     },
@@ -64,7 +64,7 @@ SCENE_RECIPES = {
         "background": (100, 4000, -3.0),
         "events": [
             ("babble", 1.2, 0.6, {"band": (300, 3000)}),
-            ("tone", 0.25, 0.35, {"freq": 523, "harmonics": 4}),
+            ("tone", 0.6, 0.25, {"freq": 523, "harmonics": 4}),
             ("click", 0.6, 0.25, {"band": (1000, 6000)}),
         ],
     },
@@ -371,7 +371,7 @@ def _write(folder, options):
             city, location = locations[k % len(locations)]
             style = {
                 "gain": rng.uniform(0.2, 0.8),
-                "tilt": city_style[city]["tilt"] + rng.uniform(-0.5, 0.5),
+                "tilt": city_style[city]["tilt"] + rng.uniform(-0.3, 0.3),
                 "jitter": city_style[city]["jitter"] * rng.uniform(0.99, 1.01),
             }
             clip = synthesize_clip(
