@@ -141,10 +141,6 @@ def write_model_spec(
     >>> read_model_spec(path)["labels"]
     ['a', 'b']
     """
-    reserved = {"embedding_model", "classifier", "sample_rate", "labels"}
-    clash = sorted(reserved & set(extra))
-    if clash:
-        raise ValueError(f"extra keys may not replace {', '.join(clash)}")
     spec = {
         "embedding_model": module_spec(embedding_model),
         "classifier": module_spec(classifier),

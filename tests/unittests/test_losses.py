@@ -100,14 +100,81 @@ def test_gradient_matches_the_closed_form(logits):
     assert teacher.grad is None
 
 
+@pytest.mark.parametrize("ensemble", ["per_teacher", "average_probs"])
+def test_gradient_matches_finite_differences(logits, ensemble):
+    s, t = (x.double() for x in logits)
+    y = torch.tensor([0, 1, 2, 3, 0])
+
+    def loss(student):
+        return distillation_loss(
+            student,
+            t,
+            y,
+            temperature=1.5,
+            hard_label_weight=0.3,
+            teacher_weights=[0.2, 1.0, 3.0],
+            ensemble=ensemble,
+        )
+
+    assert torch.autograd.gradcheck(loss, (s.clone().requires_grad_(),))
+
+
+def test_weighted_average_probs_and_reductions(logits):
+    s, t = logits
+    w = torch.tensor([0.0, 1.0, 3.0])
+    per_clip = distillation_loss(
+        s,
+        t,
+        teacher_weights=w.tolist(),
+        ensemble="average_probs",
+        reduction="none",
+    )
+    p = (w[:, None, None] * torch.softmax(t / 2.0, -1)).sum(0) / 4.0
+    q = torch.softmax(s / 2.0, -1)
+    expected = 4.0 * (p * (p.log() - q.log())).sum(-1)
+    assert per_clip.shape == (5,)
+    assert torch.allclose(per_clip, expected, atol=1e-5)
+    total = distillation_loss(
+        s,
+        t,
+        teacher_weights=w.tolist(),
+        ensemble="average_probs",
+        reduction="sum",
+    )
+    assert torch.allclose(total, expected.sum(), atol=1e-5)
+
+
+def test_confident_teachers_stay_finite():
+    s = torch.tensor([[0.0, 0.0, 0.0]], requires_grad=True)
+    t = torch.tensor([[[1e4, -1e4, 0.0]], [[-1e4, 1e4, 0.0]]])
+    for ensemble in ("per_teacher", "average_probs"):
+        loss = distillation_loss(s, t, ensemble=ensemble)
+        (grad,) = torch.autograd.grad(loss, s)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    # p = (1/2, 1/2, 0) against a uniform q: KL = log(1.5).
+    avg = distillation_loss(s, t, ensemble="average_probs", t2_scaling=False)
+    assert float(avg.detach()) == pytest.approx(
+        torch.log(torch.tensor(1.5)).item()
+    )
+
+
+def test_single_teacher_may_be_given_without_k(logits):
+    s, t = logits
+    assert torch.equal(distillation_loss(s, t[0]), distillation_loss(s, t[:1]))
+
+
 @pytest.mark.parametrize(
     "options,message",
     [
         ({"temperature": 0.0}, "temperature"),
         ({"hard_label_weight": 1.5}, "hard_label_weight"),
+        ({"hard_label_weight": -0.1}, "hard_label_weight"),
         ({"teacher_reduction": "max"}, "teacher_reduction"),
         ({"ensemble": "vote"}, "ensemble"),
-        ({"teacher_weights": [1.0, 2.0]}, "2 teacher weights"),
+        ({"reduction": "batchmean"}, "reduction must be"),
+        ({"teacher_weights": [1.0, 2.0]}, "2 teacher_weights"),
+        ({"teacher_weights": [1.0, -1.0, 1.0]}, "teacher_weights must be"),
+        ({"teacher_weights": [0.0, 0.0, 0.0]}, "positive sum"),
     ],
 )
 def test_bad_options_are_named(logits, options, message):
@@ -116,16 +183,32 @@ def test_bad_options_are_named(logits, options, message):
         distillation_loss(s, t, torch.zeros(5, dtype=torch.long), **options)
 
 
+def test_mismatched_logits_are_named(logits):
+    s, t = logits
+    with pytest.raises(ValueError, match="do not match student"):
+        distillation_loss(s, t[:, :, :3])
+    with pytest.raises(ValueError, match=r"\[batch, classes\]"):
+        distillation_loss(s[0], t[:, 0])
+
+
 def test_hard_labels_need_targets(logits):
     s, t = logits
     with pytest.raises(ValueError, match="targets"):
         distillation_loss(s, t, hard_label_weight=0.5)
 
 
-def test_yaml_module_checks_options_when_built():
+def test_yaml_module_checks_options_when_built(logits):
     with pytest.raises(ValueError, match="temperature"):
         DistillationLoss(temperature=-1)
-    DistillationLoss(teacher_weights=[1.0, 2.0, 3.0])
+    with pytest.raises(TypeError):
+        DistillationLoss(temprature=2.0)
+    s, t = logits
+    module = DistillationLoss(teacher_weights=[1, 2, 3], t2_scaling=False)
+    assert module.config["teacher_weights"] == [1.0, 2.0, 3.0]
+    assert torch.equal(
+        module(s, t),
+        distillation_loss(s, t, teacher_weights=[1, 2, 3], t2_scaling=False),
+    )
 
 
 def test_center_gradient_is_the_unweighted_one():
@@ -161,3 +244,42 @@ def test_mixup_mixes_pairs_with_lambda():
     y = torch.arange(4)
     mixed, y_b, lam = mixup(x, y, alpha=0.4, generator=gen)
     assert torch.allclose(mixed[:, 0], lam * x[:, 0] + (1 - lam) * y_b.float())
+
+
+def test_center_loss_value_and_bad_targets():
+    loss_fn = CenterLoss(2, 2, weight=0.5)
+    with torch.no_grad():
+        loss_fn.centers.zero_()
+    emb = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
+    # weight 0.5 * 0.5 * mean(25, 4) = 0.25 * 14.5
+    value = loss_fn(emb, torch.tensor([0, 1])).detach()
+    assert float(value) == pytest.approx(3.625)
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 2\)"):
+        loss_fn(emb, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=r"\[batch, 2\]"):
+        loss_fn(torch.zeros(2, 3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="weight must be > 0"):
+        CenterLoss(2, 2, weight=0.0)
+
+
+def test_mixup_is_reproducible_and_takes_one_hot_targets():
+    x = torch.randn(6, 5)
+    y = torch.nn.functional.one_hot(torch.arange(6) % 3, 3).float()
+    a = mixup(x, y, 0.4, generator=torch.Generator().manual_seed(3))
+    b = mixup(x, y, 0.4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+    with pytest.raises(ValueError, match="6 inputs but 5 targets"):
+        mixup(x, y[:5], 0.4)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        mixup(x, y, 0.0)
+
+
+def test_mixup_lambda_follows_its_beta_distribution():
+    # alpha = 0.1 (the paper's) puts most draws near 0 or 1.
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.zeros(2, 1), torch.arange(2)
+    lams = torch.tensor(
+        [mixup(x, y, 0.1, generator=gen)[2] for _ in range(400)]
+    )
+    assert 0.4 < lams.mean() < 0.6
+    assert ((lams < 0.05) | (lams > 0.95)).float().mean() > 0.6
