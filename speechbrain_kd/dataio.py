@@ -170,3 +170,42 @@ def audio_pipeline(sample_rate, channels, crop_seconds=None):
         return sig
 
     return pipeline
+
+
+def batch_of_channels(wavs, channels, model_name="the model"):
+    """Shape a batch of waveforms as ``[batch, time, channels]``.
+
+    ``[batch, time]`` is read as mono; any channel count is adapted with
+    :func:`adapt_channels`. Models call this first, so that every family
+    takes the same inputs.
+
+    Arguments
+    ---------
+    wavs : torch.Tensor
+        ``[batch, time]`` or ``[batch, time, ch]``.
+    channels : int
+        The channels the model takes.
+    model_name : str
+        Named in the error.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Example
+    -------
+    >>> batch_of_channels(torch.zeros(3, 100), 2).shape
+    torch.Size([3, 100, 2])
+    >>> batch_of_channels(torch.zeros(100), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: the model expects [batch, time] or [batch, time, channels] ...
+    """
+    if wavs.dim() == 2:
+        wavs = wavs.unsqueeze(-1)
+    if wavs.dim() != 3:
+        raise ValueError(
+            f"{model_name} expects [batch, time] or [batch, time, channels] "
+            f"waveforms, got {tuple(wavs.shape)}"
+        )
+    return adapt_channels(wavs, channels)

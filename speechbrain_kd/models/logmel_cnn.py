@@ -8,7 +8,7 @@ can be mixed in one distillation.
 import torch
 from speechbrain.lobes.features import Fbank
 
-from speechbrain_kd.dataio import adapt_channels
+from speechbrain_kd.dataio import batch_of_channels
 from speechbrain_kd.models.pooling import make_pooling, valid_frames
 
 
@@ -164,14 +164,7 @@ class LogMelCNN(torch.nn.Module):
         -------
         torch.Tensor
         """
-        if wavs.dim() == 2:
-            wavs = wavs.unsqueeze(-1)
-        if wavs.dim() != 3:
-            raise ValueError(
-                f"LogMelCNN expects [batch, time] or [batch, time, "
-                f"channels] waveforms, got {tuple(wavs.shape)}"
-            )
-        wavs = adapt_channels(wavs, self.in_channels)
+        wavs = batch_of_channels(wavs, self.in_channels, "LogMelCNN")
         batch, time, _ = wavs.shape
         x = self.input_norm(self.features(wavs))
         frames = None

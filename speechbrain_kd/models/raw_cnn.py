@@ -6,7 +6,7 @@ in Acoustic Scene Classification", IEEE Access 8:166870-166879, 2020.
 
 import torch
 
-from speechbrain_kd.dataio import adapt_channels
+from speechbrain_kd.dataio import batch_of_channels
 from speechbrain_kd.models.pooling import make_pooling, valid_frames
 
 
@@ -264,14 +264,7 @@ class RawWaveformCNN(torch.nn.Module):
         -------
         torch.Tensor
         """
-        if wavs.dim() == 2:
-            wavs = wavs.unsqueeze(-1)
-        if wavs.dim() != 3:
-            raise ValueError(
-                f"RawWaveformCNN expects [batch, time] or [batch, time, "
-                f"channels] waveforms, got {tuple(wavs.shape)}"
-            )
-        wavs = adapt_channels(wavs, self.in_channels)
+        wavs = batch_of_channels(wavs, self.in_channels, "RawWaveformCNN")
         batch, time, _ = wavs.shape
         if time < self.first_conv_kernel:
             raise ValueError(
