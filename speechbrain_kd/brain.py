@@ -18,6 +18,8 @@ Hyperparameters read (all optional unless stated):
 - ``lr_annealing``: a SpeechBrain scheduler called once per epoch.
 - ``epoch_counter``, ``train_logger``, ``checkpointer``, ``output_folder``.
 - ``target_pairs``: pairs of scene names whose mutual errors are reported.
+- ``best_key``: the validation metric that picks checkpoints,
+  ``accuracy`` (default) or ``pair_accuracy``.
 - ``baseline_results``: a ``test_results.json`` of another model, whose
   errors inside the target pairs are reported beside this model's.
 - ``kd_loss`` and ``soft_labels``: the distillation loss and the provider
@@ -184,6 +186,8 @@ class SceneClassificationBrain(sb.Brain):
             return
         report = self._report()
         stats = {"loss": stage_loss, "accuracy": report["accuracy"]}
+        if "pair_accuracy" in report:
+            stats["pair_accuracy"] = report["pair_accuracy"]
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]
             annealing = getattr(self.hparams, "lr_annealing", None)
@@ -197,9 +201,10 @@ class SceneClassificationBrain(sb.Brain):
                     valid_stats=stats,
                 )
             if self.checkpointer is not None:
+                meta = {k: v for k, v in stats.items() if k != "loss"}
                 self.checkpointer.save_and_keep_only(
-                    meta={"accuracy": report["accuracy"], "epoch": epoch},
-                    max_keys=["accuracy"],
+                    meta={**meta, "epoch": epoch},
+                    max_keys=[self.best_key],
                 )
         else:
             if getattr(self.hparams, "train_logger", None) is not None:
@@ -232,7 +237,7 @@ class SceneClassificationBrain(sb.Brain):
             The results that were written.
         """
         self.split_name = split_name
-        kwargs.setdefault("max_key", "accuracy")
+        kwargs.setdefault("max_key", self.best_key)
         self.evaluate(dataset, **kwargs)
         return self.last_results
 
@@ -244,12 +249,31 @@ class SceneClassificationBrain(sb.Brain):
         report = classification_report(
             targets.tolist(), predictions.tolist(), labels
         )
-        for pair_name, pair in self._target_pairs(labels).items():
+        pairs = self._target_pairs(labels)
+        for pair_name, pair in pairs.items():
             report.setdefault("pair_errors", {})[pair_name] = pair_errors(
                 report["confusion_matrix"], labels, pair
             )
+        if pairs:
+            in_pairs = {labels.index(s) for p in pairs.values() for s in p}
+            hits = [
+                int(t == p)
+                for t, p in zip(targets.tolist(), predictions.tolist())
+                if t in in_pairs
+            ]
+            report["pair_accuracy"] = sum(hits) / max(len(hits), 1)
         self._log_probs, self._targets = log_probs, targets
         return report
+
+    @property
+    def best_key(self):
+        """The validation metric that picks the best checkpoint.
+
+        ``accuracy`` by default; a specialist uses ``pair_accuracy``, the
+        accuracy on the clips of its target pairs, since cutting the errors
+        inside the pair is its purpose.
+        """
+        return getattr(self.hparams, "best_key", "accuracy")
 
     def _epoch_loaded(self):
         counter = getattr(self.hparams, "epoch_counter", None)

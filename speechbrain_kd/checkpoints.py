@@ -91,15 +91,31 @@ def save_folder_of(phase_folder):
     return folder if folder.name == "save" else folder / "save"
 
 
-def find_best_checkpoint(phase_folder, key="accuracy"):
+def best_key_of(phase_folder):
+    """The metric a phase picks its best checkpoint by (``best_key``).
+
+    Read from ``model_spec.json``; ``accuracy`` when it names none.
+
+    Example
+    -------
+    >>> best_key_of(getfixture("tmpdir"))
+    'accuracy'
+    """
+    spec_path = save_folder_of(phase_folder) / MODEL_SPEC_FILE
+    if spec_path.is_file():
+        return read_model_spec(spec_path).get("best_key", "accuracy")
+    return "accuracy"
+
+
+def find_best_checkpoint(phase_folder, key=None):
     """Return the checkpoint with the highest validation ``key``.
 
     Arguments
     ---------
     phase_folder : str or pathlib.Path
         A phase's output folder (or its ``save`` folder).
-    key : str
-        The metadata key to maximise.
+    key : str, optional
+        The metadata key to maximise; default: the phase's ``best_key``.
 
     Returns
     -------
@@ -120,6 +136,7 @@ def find_best_checkpoint(phase_folder, key="accuracy"):
     'CKPT+better'
     """
     save_folder = save_folder_of(phase_folder)
+    key = key or best_key_of(phase_folder)
     if not save_folder.is_dir():
         raise FileNotFoundError(
             f"{save_folder} does not exist: is {phase_folder} the output "
@@ -174,7 +191,7 @@ def load_state(module, path, device="cpu", strict=True):
     return list(result.missing_keys), list(result.unexpected_keys)
 
 
-def load_trained_model(phase_folder, device="cpu", key="accuracy"):
+def load_trained_model(phase_folder, device="cpu", key=None):
     """Rebuild the best model of a phase and load its weights.
 
     Arguments
@@ -183,8 +200,9 @@ def load_trained_model(phase_folder, device="cpu", key="accuracy"):
         A phase's output folder.
     device : str or torch.device
         Where to put the modules.
-    key : str
-        The validation metric that picks the best checkpoint.
+    key : str, optional
+        The validation metric that picks the best checkpoint; default: the
+        phase's ``best_key``.
 
     Returns
     -------
@@ -239,7 +257,7 @@ def load_trained_model(phase_folder, device="cpu", key="accuracy"):
     )
 
 
-def init_from_phase(phase_folder, modules, device="cpu", key="accuracy"):
+def init_from_phase(phase_folder, modules, device="cpu", key=None):
     """Initialise ``modules`` from the best checkpoint of another phase.
 
     Used to start a specialist or a student from the baseline. Parameters
@@ -253,8 +271,9 @@ def init_from_phase(phase_folder, modules, device="cpu", key="accuracy"):
     modules : dict of str -> torch.nn.Module
         Usually ``{"embedding_model": ..., "classifier": ...}``.
     device : str or torch.device
-    key : str
-        The validation metric that picks the checkpoint.
+    key : str, optional
+        The validation metric that picks the checkpoint; default: the
+        phase's ``best_key``.
 
     Returns
     -------

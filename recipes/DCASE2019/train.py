@@ -219,7 +219,7 @@ def run_phase(hparams_file, run_opts, overrides):
                 hparams["sample_rate"],
                 labels,
             ],
-            kwargs={"phase": phase},
+            kwargs={"phase": phase, "best_key": hparams["best_key"]},
         )
     if hparams.get("init_from"):
         init_from_phase(

@@ -115,7 +115,12 @@ def test_mixed_loss_weights_both_targets(tmp_path):
 
 
 def test_learns_toy_scenes_and_writes_results(tmp_path):
-    brain = make_brain(tmp_path, epochs=15, target_pairs=[["bus", "park"]])
+    brain = make_brain(
+        tmp_path,
+        epochs=15,
+        target_pairs=[["bus", "park"]],
+        best_key="pair_accuracy",
+    )
     encoder = brain.hparams.label_encoder
     train = add_pipelines(toy_dataset(12, seed=0), encoder)
     test = add_pipelines(toy_dataset(6, seed=1), encoder)
@@ -136,6 +141,7 @@ def test_learns_toy_scenes_and_writes_results(tmp_path):
         "bus/park": results["pair_errors"]["bus/park"]
     }
     assert sum(map(sum, written["confusion_matrix"])) == 18
+    assert written["pair_accuracy"] >= 0.9  # bus and park clips only
     rows = (tmp_path / "test_predictions.csv").read_text().splitlines()
     assert rows[0].split(",") == ["ID", "target", "prediction", *LABELS]
     assert len(rows) == 19
