@@ -175,6 +175,21 @@ class SceneClassificationBrain(sb.Brain):
                 "center_optimizer", self.center_optimizer
             )
 
+    def _train_loader_specifics(self, dataset, loader_kwargs):
+        """Let a batch sampler that shards itself keep doing so.
+
+        SpeechBrain wraps any ``batch_sampler`` in a
+        ``DistributedSamplerWrapper`` under DDP (sharding it a second time)
+        and, without DDP, never calls its ``set_epoch``. A sampler with
+        ``shards_itself`` (the specialists' pair-focused sampler) is used
+        as it is and told the epoch by ``fit``.
+        """
+        sampler = loader_kwargs.get("batch_sampler")
+        if getattr(sampler, "shards_itself", False):
+            self.train_sampler = sampler
+            return loader_kwargs
+        return super()._train_loader_specifics(dataset, loader_kwargs)
+
     def on_stage_start(self, stage, epoch=None):
         """Start collecting the predictions of an evaluation stage."""
         self._records = {"ids": [], "targets": [], "log_probs": []}
