@@ -1,17 +1,12 @@
 """Data prep on the three TAU layouts, including bad and missing files."""
 
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
-
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[2] / "recipes/DCASE2019")
-)
-from dcase2019_prepare import prepare_dcase2019  # noqa: E402
+from dcase2019_prepare import prepare_dcase2019
 
 SCENES = ["airport", "bus", "metro"]
 
