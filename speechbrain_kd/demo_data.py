@@ -4,7 +4,7 @@ The real TAU Urban Acoustic Scenes sets are tens of GB; this generator makes
 a set that trains in minutes on a CPU and goes through exactly the same
 code (data prep, training, export):
 
-    python -m speechbrain_kd.demo_data OUT_DIR [--clips_per_scene 60]
+    python -m speechbrain_kd.demo_data OUT_DIR [--clips_per_scene 80]
         [--seconds 3] [--sample_rate 16000] [--channels 2] [--seed 0]
 
 Layout: ``audio/scene-city-location-segment-a.wav``, ``meta.csv``
@@ -276,7 +276,7 @@ def _is_complete(folder, options):
 
 def generate_demo_dataset(
     out_dir,
-    clips_per_scene=60,
+    clips_per_scene=80,
     seconds=3.0,
     sample_rate=16000,
     channels=2,
@@ -419,7 +419,7 @@ def main(argv=None):
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir")
-    parser.add_argument("--clips_per_scene", type=int, default=60)
+    parser.add_argument("--clips_per_scene", type=int, default=80)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--sample_rate", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=2)
