@@ -175,6 +175,26 @@ class SceneClassificationBrain(sb.Brain):
                 "center_optimizer", self.center_optimizer
             )
 
+    def _wrap_distributed(self):
+        """DDP on the CPU without SyncBatchNorm.
+
+        SpeechBrain 1.1.2 turns every BatchNorm into ``SyncBatchNorm`` under
+        DDP, which only runs on CUDA; with ``torchrun ... --device=cpu
+        --distributed_backend=gloo`` each process keeps its own batch
+        statistics instead (the GPU path is SpeechBrain's own).
+        """
+        if not (self.distributed_launch and self.device == "cpu"):
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel
+
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module,
+                    device_ids=None,
+                    find_unused_parameters=self.find_unused_parameters,
+                )
+
     def _train_loader_specifics(self, dataset, loader_kwargs):
         """Let a batch sampler that shards itself keep doing so.
 
@@ -248,10 +268,12 @@ class SceneClassificationBrain(sb.Brain):
 
         Returns
         -------
-        dict
-            The results that were written.
+        dict or None
+            The results that were written (None on other processes than
+            the main one).
         """
         self.split_name = split_name
+        self.last_results = None  # written on the main process only
         kwargs.setdefault("max_key", self.best_key)
         self.evaluate(dataset, **kwargs)
         return self.last_results

@@ -70,3 +70,24 @@ def test_wrong_class_count_is_named(tiny_demo, tmp_path):
     )
     assert result.returncode != 0
     assert "n_classes=7" in result.stdout + result.stderr
+
+
+def test_two_processes_with_torchrun(tiny_demo, tmp_path):
+    """DDP on the CPU (gloo): BatchNorm stays per process, no SyncBatchNorm."""
+    out = tmp_path / "ddp"
+    args = [str(a) for a in baseline_args(tiny_demo, out, 1)]
+    result = run_script(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            *args,
+            "--device=cpu",
+            "--distributed_backend=gloo",
+        ],
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert logged_epochs(out) == [1]  # one log, written by the main process
+    assert json.loads((out / "test_results.json").read_text())["n_clips"] > 0
