@@ -39,6 +39,18 @@ def run_script(args, env=None, check=True):
     return result
 
 
+def pipeline_args(data_folder, output_folder, *extra):
+    """The command line of the whole pipeline on the tiny demo set."""
+    return [
+        RECIPE / "pipeline.py",
+        f"--data_folder={data_folder}",
+        f"--output_folder={output_folder}",
+        "--preset=demo",
+        *TINY_OVERRIDES,
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory):
     """A tiny synthetic TAU-layout dataset (generated once per session)."""
@@ -53,14 +65,6 @@ def tiny_demo(tmp_path_factory):
 def pipeline_run(tmp_path_factory, tiny_demo):
     """The whole pipeline on the tiny demo set with the demo preset."""
     out = tmp_path_factory.mktemp("pipeline") / "out"
-    result = run_script(
-        [
-            RECIPE / "pipeline.py",
-            f"--data_folder={tiny_demo}",
-            f"--output_folder={out}",
-            "--preset=demo",
-            *TINY_OVERRIDES,
-        ]
-    )
+    result = run_script(pipeline_args(tiny_demo, out))
     summary = json.loads((out / "summary.json").read_text())
     return {"folder": out, "summary": summary, "stdout": result.stdout}

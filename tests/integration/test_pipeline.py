@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.conftest import RECIPE, TINY_OVERRIDES, run_script
+from tests.conftest import pipeline_args, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -45,28 +45,13 @@ def test_confusing_pairs_come_from_validation(pipeline_run):
 
 
 def test_rerun_skips_complete_phases(pipeline_run, tiny_demo):
-    result = run_script(
-        [
-            RECIPE / "pipeline.py",
-            f"--data_folder={tiny_demo}",
-            f"--output_folder={pipeline_run['folder']}",
-            "--preset=demo",
-            *TINY_OVERRIDES,
-        ]
-    )
+    result = run_script(pipeline_args(tiny_demo, pipeline_run["folder"]))
     assert result.stdout.count("complete, skipped") == 5
 
 
 def test_changed_settings_are_refused(pipeline_run, tiny_demo):
     result = run_script(
-        [
-            RECIPE / "pipeline.py",
-            f"--data_folder={tiny_demo}",
-            f"--output_folder={pipeline_run['folder']}",
-            "--preset=demo",
-            *TINY_OVERRIDES,
-            "--lr=0.5",
-        ],
+        pipeline_args(tiny_demo, pipeline_run["folder"], "--lr=0.5"),
         check=False,
     )
     assert result.returncode != 0
