@@ -1,5 +1,7 @@
 """Audio loading and data pipelines shared by every phase and recipe."""
 
+import csv
+
 import soundfile
 import torch
 import torchaudio
@@ -209,3 +211,17 @@ def batch_of_channels(wavs, channels, model_name="the model"):
             f"waveforms, got {tuple(wavs.shape)}"
         )
     return adapt_channels(wavs, channels)
+
+
+def read_manifest(manifest_csv):
+    """``{ID: wav path}`` of a SpeechBrain CSV manifest.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/m.csv"
+    >>> _ = open(path, "w").write("ID,wav\\nc1,/a.wav\\n")
+    >>> read_manifest(path)
+    {'c1': '/a.wav'}
+    """
+    with open(manifest_csv, newline="", encoding="utf-8") as f:
+        return {row["ID"]: row["wav"] for row in csv.DictReader(f)}

@@ -38,6 +38,7 @@ from speechbrain_kd.checkpoints import (
     load_state,
     save_folder_of,
 )
+from speechbrain_kd.dataio import read_manifest
 from speechbrain_kd.models.spec import build_module, read_model_spec
 
 CITATION = (
@@ -336,8 +337,7 @@ def verify_export(export_folder, predictions_csv, manifest_csv, limit=None):
     """
     with open(predictions_csv, newline="", encoding="utf-8") as f:
         expected = {r["ID"]: r["prediction"] for r in csv.DictReader(f)}
-    with open(manifest_csv, newline="", encoding="utf-8") as f:
-        manifest = {r["ID"]: r["wav"] for r in csv.DictReader(f)}
+    manifest = read_manifest(manifest_csv)
     missing = set(expected) - set(manifest)
     if missing:
         raise KeyError(

@@ -19,7 +19,6 @@ Keying by clip ID, never by dataset position, avoids the silent misalignment
 that stored teacher outputs suffered elsewhere when clips went missing.
 """
 
-import csv
 import hashlib
 import json
 import logging
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_kd.dataio import crop, load_audio
+from speechbrain_kd.dataio import crop, load_audio, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -77,20 +76,6 @@ def file_sha256(path):
     'ba7816bf8f01'
     """
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def read_manifest(manifest_csv):
-    """``{ID: wav path}`` of a SpeechBrain CSV manifest.
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/m.csv"
-    >>> _ = open(path, "w").write("ID,wav\\nc1,/a.wav\\n")
-    >>> read_manifest(path)
-    {'c1': '/a.wav'}
-    """
-    with open(manifest_csv, newline="", encoding="utf-8") as f:
-        return {row["ID"]: row["wav"] for row in csv.DictReader(f)}
 
 
 class SoftLabelCache:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import soundfile
 
+from speechbrain_kd.analysis import write_json_atomic
+
 logger = logging.getLogger(__name__)
 
 FIELDS = [
@@ -143,7 +145,7 @@ def prepare_dcase2019(
         _write_csv(save_folder / f"{split}.csv", rows[split])
     counts = {split: len(rows[split]) for split in SPLITS}
     counts["skipped"] = len(bad)
-    _write_json(
+    write_json_atomic(
         save_folder / OPTIONS_FILE,
         {"options": options, "counts": counts, "bad_files": bad},
     )
@@ -304,11 +306,4 @@ def _write_csv(path, rows):
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _write_json(path, obj):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
     os.replace(tmp, path)

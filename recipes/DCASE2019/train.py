@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import speechbrain as sb
+import torch
 import yaml
 from dcase2019_prepare import prepare_dcase2019
 from hyperpyyaml import load_hyperpyyaml
@@ -104,7 +105,6 @@ def teacher_view_keys(hparams, train, dataset, split):
     """
     if hparams["phase"] != "distill" or split != "train":
         return []
-    import torch
 
     ids_by_scene = {}
     for clip_id, row in train.data.items():
