@@ -81,7 +81,17 @@ def load_audio(path, sample_rate, channels):
     >>> soundfile.write(path, torch.zeros(3200).numpy(), 32000)
     >>> load_audio(path, 16000, 2).shape
     torch.Size([1600, 2])
+    >>> stereo = getfixture("tmpdir") + "/stereo.wav"
+    >>> soundfile.write(stereo, torch.zeros(100, 2).numpy(), 16000)
+    >>> load_audio(stereo, 16000, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...stereo.wav: cannot turn a 2-channel signal into 3 channels...
     """
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError(
+            f"sample_rate must be a positive integer, got {sample_rate}"
+        )
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as error:
@@ -89,9 +99,15 @@ def load_audio(path, sample_rate, channels):
     wav = torch.from_numpy(data)
     if rate != sample_rate:
         wav = torchaudio.functional.resample(
-            wav.T, orig_freq=rate, new_freq=sample_rate
+            wav.T, orig_freq=rate, new_freq=int(sample_rate)
         ).T
-    return adapt_channels(wav, channels)
+    try:
+        return adapt_channels(wav, channels)
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: {error} (set n_channels to a count this recording "
+            "can give: 1, or at most its own channel count)"
+        ) from error
 
 
 def crop(wav, n_samples, start=None, generator=None):

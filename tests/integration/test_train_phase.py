@@ -91,3 +91,13 @@ def test_two_processes_with_torchrun(tiny_demo, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert logged_epochs(out) == [1]  # one log, written by the main process
     assert json.loads((out / "test_results.json").read_text())["n_clips"] > 0
+
+
+def test_channel_count_the_data_cannot_give_names_a_file(tiny_demo, tmp_path):
+    result = run_script(
+        [*baseline_args(tiny_demo, tmp_path / "x", 1), "--n_channels=3"],
+        check=False,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert ".wav: cannot turn a 2-channel signal into 3 channels" in output
