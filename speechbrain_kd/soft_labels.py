@@ -1,22 +1,41 @@
 """Teacher soft labels, computed online or once and cached.
 
-Both providers answer ``teacher_logits(batch) -> [K, B, C]`` so the student's
-Brain does not care which one it has:
+The student of Jung et al., "Knowledge Distillation in Acoustic Scene
+Classification", IEEE Access 2020, learns the soft labels of frozen
+teachers (the baseline and the specialists). Both providers here answer
+``teacher_logits(batch) -> [K, B, C]`` (float32, on the batch's device), so
+the student's Brain does not care which one it has:
 
-- :class:`OnlineSoftLabels` runs the frozen teachers at every step on
-  ``batch.teacher_sig`` (the full clip, or the paper's multi-segment input:
-  the clip joined in time with another random clip of the same scene).
-- :class:`SoftLabelCache` runs them once per clip (full clip, plus optional
-  fixed crops) and looks the outputs up by clip ID. The file carries a
-  fingerprint of the teachers' weights, the manifest and the settings; a
-  stale or incomplete cache is rebuilt (with a warning) or refused, never
-  used. The multi-segment soft label is the mean of the cached logits of the
-  clip and of ``batch.partner_id``, an approximation of the online input
-  (the teachers' pooling of a joined waveform is not the mean of two
-  poolings).
+- :class:`OnlineSoftLabels` runs the teachers at every step on
+  ``batch.teacher_sig``, the teachers' view built by the data pipeline: the
+  full clip, or the paper's multi-segment input (the clip joined in time
+  with another random clip of the same scene). Exact, but every step pays
+  for K teacher forward passes.
+- :class:`SoftLabelCache` runs the teachers once per clip (on the full
+  clip, plus optional fixed crops), stores the logits keyed by clip ID in
+  one file with a fingerprint of what produced them, and looks them up by
+  ``batch.id``. With ``multi_segment`` the soft label is the mean of the
+  cached logits of the clip and of ``batch.partner_id`` (a clip of the same
+  scene): an approximation of the online multi-segment input, since the
+  teachers' pooling over a joined waveform is not the mean of two poolings.
+  CP-JKU's DCASE 2023 system stores ensemble logits the same way.
 
 Keying by clip ID, never by dataset position, avoids the silent misalignment
-that stored teacher outputs suffered elsewhere when clips went missing.
+that stored teacher outputs suffered elsewhere when clips went missing: a
+clip that is not in the cache is an error.
+
+:func:`make_soft_labels` picks a provider from the recipe's
+``soft_label_mode``.
+
+Batch keys the data pipeline must provide (training set only):
+
+============  ==============================================================
+mode          keys
+============  ==============================================================
+online        ``id``, ``teacher_sig`` (the teachers' view, at the
+              teachers' sample rate)
+cached        ``id``; with ``multi_segment``, also ``partner_id``
+============  ==============================================================
 """
 
 import hashlib
@@ -28,12 +47,15 @@ from pathlib import Path
 
 import torch
 from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_kd.dataio import crop, load_audio, read_manifest
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+FORMAT_VERSION = 2
+# The parts of a cache's fingerprint, in the order they are reported.
+FINGERPRINT_PARTS = ("teachers", "manifest", "audio", "settings")
 
 
 class OnlineSoftLabels:
@@ -42,6 +64,7 @@ class OnlineSoftLabels:
     Arguments
     ---------
     ensemble : speechbrain_kd.teachers.TeacherEnsemble
+        Anything that maps ``(wavs, lengths)`` to logits ``[K, B, C]``.
 
     Example
     -------
@@ -49,20 +72,41 @@ class OnlineSoftLabels:
     ...     def forward(self, wavs, lengths=None):
     ...         return torch.stack([wavs.mean(1), 2 * wavs.mean(1)])
     >>> batch = PaddedBatch([{"id": "a", "teacher_sig": torch.ones(4, 2)}])
-    >>> OnlineSoftLabels(Double()).teacher_logits(batch).shape
-    torch.Size([2, 1, 2])
+    >>> OnlineSoftLabels(Double()).teacher_logits(batch)
+    tensor([[[1., 1.]],
+    <BLANKLINE>
+            [[2., 2.]]])
     """
 
     def __init__(self, ensemble):
         self.ensemble = ensemble
 
     def teacher_logits(self, batch):
-        """Teacher logits ``[K, B, C]`` for the batch's teacher view."""
-        wavs, lengths = batch.teacher_sig
+        """Teacher logits ``[K, B, C]`` of the batch's ``teacher_sig``.
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            With ``teacher_sig`` (waveforms and relative lengths).
+
+        Returns
+        -------
+        torch.Tensor
+            float32, on the device of ``teacher_sig``.
+        """
+        teacher_sig = getattr(batch, "teacher_sig", None)
+        if teacher_sig is None:
+            raise KeyError(
+                "online soft labels need batch.teacher_sig (the teachers' "
+                "view of each clip): add it to the training set's output "
+                "keys"
+            )
+        wavs, lengths = teacher_sig
         device = next(
             (p.device for p in self.ensemble.parameters()), wavs.device
         )
-        return self.ensemble(wavs.to(device), lengths.to(device))
+        logits = self.ensemble(wavs.to(device), lengths.to(device))
+        return logits.float().to(wavs.device)
 
 
 def file_sha256(path):
@@ -75,7 +119,11 @@ def file_sha256(path):
     >>> file_sha256(path)[:12]
     'ba7816bf8f01'
     """
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class SoftLabelCache:
@@ -83,16 +131,26 @@ class SoftLabelCache:
 
     Use :meth:`build_or_load`; the constructor takes loaded content.
 
+    Views: view 0 is the full clip; views 1 to ``n_crop_views`` are fixed,
+    evenly spaced crops (see :func:`compute_teacher_logits`). When there is
+    more than one view, each lookup picks one view per clip at random, so
+    the student meets the teachers' opinion of several segments over the
+    epochs without paying for online teachers.
+
     Arguments
     ---------
     ids : list of str
+        Clip IDs, one per row of ``logits``.
     logits : torch.Tensor
         ``[N, V, K, C]``: clips, views (the full clip first), teachers,
         classes.
-    fingerprint : dict
-        ``teachers``, ``manifest`` and ``settings`` digests.
+    fingerprint : dict of str -> str
+        The digests the cache was built for (see :meth:`fingerprint_of`).
     multi_segment : bool
-        Average each clip's soft label with ``batch.partner_id``'s.
+        Average each clip's logits with those of ``batch.partner_id``.
+    generator : torch.Generator, optional
+        Draws the views; default: torch's generator (seeded by
+        SpeechBrain).
 
     Example
     -------
@@ -102,17 +160,31 @@ class SoftLabelCache:
     >>> cache.teacher_logits(batch)[:, 0]
     tensor([[2., 3.],
             [4., 5.]])
+    >>> cache.teacher_logits(PaddedBatch([{"id": "c", "partner_id": "a"}]))
+    Traceback (most recent call last):
+    ...
+    KeyError: "1 clip(s) of the batch are not in the soft-label cache: ['c']..."
     """
 
-    def __init__(self, ids, logits, fingerprint, multi_segment=False):
+    def __init__(
+        self, ids, logits, fingerprint, multi_segment=False, generator=None
+    ):
         self.ids = list(ids)
+        if logits.dim() != 4 or logits.shape[0] != len(self.ids):
+            raise ValueError(
+                f"cached logits must be [clips={len(self.ids)}, views, "
+                f"teachers, classes], got {tuple(logits.shape)}"
+            )
         self.index = {clip_id: row for row, clip_id in enumerate(self.ids)}
-        self.logits = logits
-        self.fingerprint = fingerprint
+        if len(self.index) != len(self.ids):
+            raise ValueError("cached clip IDs are not unique")
+        self.logits = logits.float()
+        self.fingerprint = dict(fingerprint)
         self.multi_segment = multi_segment
+        self.generator = generator
 
     @staticmethod
-    def expected_fingerprint(
+    def fingerprint_of(
         ensemble,
         manifest_csv,
         sample_rate,
@@ -120,23 +192,69 @@ class SoftLabelCache:
         n_crop_views=0,
         crop_seconds=None,
     ):
-        """The fingerprint a cache for these inputs must carry."""
+        """The fingerprint a cache for these inputs must carry.
+
+        Arguments
+        ---------
+        ensemble : speechbrain_kd.teachers.TeacherEnsemble
+        manifest_csv : str or pathlib.Path
+        sample_rate, channels, n_crop_views, crop_seconds
+            As in :meth:`build_or_load`.
+
+        Returns
+        -------
+        fingerprint : dict of str -> str
+            Digests of ``teachers`` (checkpoint content and model specs,
+            :meth:`~speechbrain_kd.teachers.TeacherEnsemble.fingerprint`),
+            ``manifest`` (the CSV's content), ``audio`` (size and
+            modification time of every audio file) and ``settings``.
+        settings : dict
+            The settings in plain form (stored beside the digests so that
+            a changed setting can be named).
+
+        Example
+        -------
+        >>> class Fake:
+        ...     labels, names = ["a", "b"], ["t"]
+        ...     def fingerprint(self):
+        ...         return "0" * 64
+        >>> path = getfixture("tmpdir") + "/m.csv"
+        >>> _ = open(path, "w").write("ID,wav\\n")
+        >>> digests, settings = SoftLabelCache.fingerprint_of(
+        ...     Fake(), path, 16000, 2)
+        >>> sorted(digests), settings["sample_rate"]
+        (['audio', 'manifest', 'settings', 'teachers'], 16000)
+        """
         settings = {
-            "version": CACHE_VERSION,
-            "sample_rate": sample_rate,
-            "channels": channels,
-            "n_crop_views": n_crop_views,
-            "crop_seconds": crop_seconds,
-            "labels": ensemble.labels,
-            "teachers": ensemble.names,
+            "format_version": FORMAT_VERSION,
+            "sample_rate": int(sample_rate),
+            "channels": int(channels),
+            "n_crop_views": int(n_crop_views),
+            "crop_seconds": None if crop_seconds is None else crop_seconds,
+            "labels": list(ensemble.labels),
+            "teachers": list(ensemble.names),
         }
-        return {
+        audio = hashlib.sha256()
+        for clip_id, wav in _manifest_clips(manifest_csv).items():
+            try:
+                stat = os.stat(wav)
+            except OSError as error:
+                raise FileNotFoundError(
+                    f"{manifest_csv}: audio file {wav} of clip {clip_id} "
+                    f"cannot be read: {error}"
+                ) from error
+            audio.update(
+                f"{clip_id}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+        digests = {
             "teachers": ensemble.fingerprint(),
             "manifest": file_sha256(manifest_csv),
+            "audio": audio.hexdigest(),
             "settings": hashlib.sha256(
                 json.dumps(settings, sort_keys=True).encode()
             ).hexdigest(),
         }
+        return digests, settings
 
     @classmethod
     def build_or_load(
@@ -150,42 +268,94 @@ class SoftLabelCache:
         n_crop_views=0,
         crop_seconds=None,
         batch_size=8,
-        device="cpu",
+        device=None,
         rebuild="auto",
+        generator=None,
     ):
         """Load the cache at ``path`` if it is current, else build it.
+
+        The cache is current when its fingerprint matches (same teacher
+        weights and specs, same manifest content, same audio files, same
+        settings) and it holds every clip of the manifest. Building runs
+        the teachers over the whole manifest and writes the file
+        atomically (temporary file, then ``os.replace``): a failure leaves
+        no partial cache. Under DDP, build on the main process only (wrap
+        this call in ``run_on_main``, or use :func:`make_soft_labels`),
+        then load on every process with ``rebuild="never"``.
 
         Arguments
         ---------
         path : str or pathlib.Path
+            The cache file (``save/soft_labels.pt`` in the recipe).
         ensemble : speechbrain_kd.teachers.TeacherEnsemble
         manifest_csv : str or pathlib.Path
-            SpeechBrain CSV with ``ID`` and ``wav`` columns.
-        sample_rate, channels : int
-            How clips are read for the teachers.
+            SpeechBrain CSV with ``ID`` and ``wav`` columns (the training
+            set).
+        sample_rate : int
+            The rate the clips are read at; must be the teachers' rate.
+        channels : int
+            The channel count the clips are read with.
         multi_segment : bool
-            See the class.
+            Average each clip's soft label with ``batch.partner_id``'s
+            (lookup only: not part of the fingerprint).
         n_crop_views : int
             Extra views: evenly spaced crops of ``crop_seconds``; a lookup
             picks one view of each clip at random (the full clip included).
         crop_seconds : float, optional
+            Needed when ``n_crop_views > 0``.
         batch_size : int
-        device : str
+            Clips per teacher forward pass while building.
+        device : str or torch.device, optional
+            Where the teachers run while building (default: where they
+            are).
         rebuild : str
-            ``"auto"``: rebuild a stale or incomplete cache with a warning;
-            ``"never"``: raise instead (used after the main process built
-            it under DDP).
+            ``"auto"``: rebuild a stale or incomplete cache, with a warning
+            saying why; ``"never"``: raise an error saying what changed.
+        generator : torch.Generator, optional
+            Draws the views at lookup.
 
         Returns
         -------
         SoftLabelCache
+
+        Example
+        -------
+        >>> import soundfile
+        >>> from speechbrain_kd.checkpoints import TrainedModel
+        >>> class Mean(torch.nn.Module):
+        ...     def forward(self, wavs, lengths=None):
+        ...         return wavs.mean(1)
+        >>> from speechbrain_kd.teachers import TeacherEnsemble
+        >>> ensemble = TeacherEnsemble({"t": TrainedModel(
+        ...     Mean(), torch.nn.Linear(1, 3), ["a", "b", "c"], 8000, {},
+        ...     None)})
+        >>> tmp = str(getfixture("tmpdir"))
+        >>> soundfile.write(tmp + "/c1.wav", torch.zeros(800).numpy(), 8000)
+        >>> _ = open(tmp + "/train.csv", "w").write(
+        ...     "ID,wav\\nc1," + tmp + "/c1.wav\\n")
+        >>> cache = SoftLabelCache.build_or_load(
+        ...     tmp + "/cache.pt", ensemble, tmp + "/train.csv", 8000, 1)
+        >>> cache.teacher_logits(PaddedBatch([{"id": "c1"}])).shape
+        torch.Size([1, 1, 3])
+        >>> SoftLabelCache.build_or_load(tmp + "/cache.pt", ensemble,
+        ...     tmp + "/train.csv", 8000, 2, rebuild="never")
+        Traceback (most recent call last):
+        ...
+        RuntimeError: ... settings changed (channels: 1 -> 2)... Delete ...
         """
         if rebuild not in ("auto", "never"):
             raise ValueError(
                 f"rebuild must be 'auto' or 'never', not {rebuild!r}"
             )
+        if int(sample_rate) != int(ensemble.sample_rate):
+            raise ValueError(
+                f"soft-label cache {path}: sample_rate={sample_rate} but the "
+                f"teachers take {ensemble.sample_rate} Hz: read the clips at "
+                "the teachers' rate"
+            )
+        _check_views(n_crop_views, crop_seconds)
         path = Path(path)
-        expected = cls.expected_fingerprint(
+        expected, settings = cls.fingerprint_of(
             ensemble,
             manifest_csv,
             sample_rate,
@@ -193,34 +363,27 @@ class SoftLabelCache:
             n_crop_views,
             crop_seconds,
         )
-        wanted_ids = list(read_manifest(manifest_csv))
+        clips = _manifest_clips(manifest_csv)
         problem = None
         if path.is_file():
-            content = torch.load(path, map_location="cpu", weights_only=True)
-            stale = [
-                part
-                for part in ("teachers", "manifest", "settings")
-                if content["fingerprint"].get(part) != expected[part]
-            ]
-            missing = set(wanted_ids) - set(content["ids"])
-            if stale:
-                problem = (
-                    f"soft-label cache {path} is stale: the "
-                    f"{' and '.join(stale)} changed since it was built"
+            content, problem = _read_cache(path)
+            if problem is None:
+                problem = _staleness(
+                    path, content, expected, settings, clips, manifest_csv
                 )
-            elif missing:
-                problem = (
-                    f"soft-label cache {path} is incomplete: {len(missing)} "
-                    f"clip(s) missing, e.g. {sorted(missing)[:3]}"
-                )
-            else:
-                logger.info("using soft-label cache %s", path)
+            if problem is None:
+                logger.info("Using soft-label cache %s", path)
                 return cls(
-                    content["ids"], content["logits"], expected, multi_segment
+                    content["ids"],
+                    content["logits"],
+                    expected,
+                    multi_segment,
+                    generator,
                 )
         if problem and rebuild == "never":
             raise RuntimeError(
-                problem + "; delete it or run with rebuilding allowed"
+                f"{problem}. Delete {path} to rebuild it, or build it with "
+                "rebuild='auto' (on the main process)"
             )
         if problem:
             logger.warning("%s: rebuilding it", problem)
@@ -234,43 +397,122 @@ class SoftLabelCache:
             batch_size,
             device,
         )
+        ids = list(clips)
         _save_atomic(
             path,
             {
-                "version": CACHE_VERSION,
+                "format_version": FORMAT_VERSION,
                 "fingerprint": expected,
-                "ids": wanted_ids,
+                "settings": settings,
+                "manifest_csv": str(manifest_csv),
+                "teacher_folders": [
+                    ensemble.folders[n] for n in ensemble.names
+                ],
+                "ids": ids,
                 "logits": logits,
-                "teacher_names": ensemble.names,
-                "labels": ensemble.labels,
             },
         )
         logger.info(
-            "wrote soft-label cache %s (%d clips)", path, len(wanted_ids)
+            "Wrote soft-label cache %s (%d clips, %d view(s), %d teachers)",
+            path,
+            len(ids),
+            logits.shape[1],
+            logits.shape[2],
         )
-        return cls(wanted_ids, logits, expected, multi_segment)
+        return cls(ids, logits, expected, multi_segment, generator)
 
-    def _rows(self, ids):
-        missing = [i for i in ids if i not in self.index]
+    def _rows(self, ids, key):
+        missing = [clip_id for clip_id in ids if clip_id not in self.index]
         if missing:
             raise KeyError(
                 f"{len(missing)} clip(s) of the batch are not in the "
-                f"soft-label cache: {missing[:5]}"
+                f"soft-label cache: {missing[:10]} (batch.{key}); build the "
+                "cache from the manifest the training set is read from"
             )
-        return torch.tensor([self.index[i] for i in ids])
+        return torch.tensor([self.index[clip_id] for clip_id in ids])
 
-    def _pick(self, ids):
-        rows = self._rows(ids)
+    def _pick(self, ids, key):
+        rows = self._rows(ids, key)
         views = self.logits.shape[1]
-        choice = torch.randint(views, (len(ids),)) if views > 1 else 0
+        if views == 1:
+            return self.logits[rows, 0]
+        choice = torch.randint(views, (len(rows),), generator=self.generator)
         return self.logits[rows, choice]  # [B, K, C]
 
     def teacher_logits(self, batch):
-        """Cached teacher logits ``[K, B, C]`` of ``batch.id``."""
-        logits = self._pick(batch.id)
+        """Cached teacher logits ``[K, B, C]`` of ``batch.id``.
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            With ``id``, and ``partner_id`` when ``multi_segment``.
+
+        Returns
+        -------
+        torch.Tensor
+            float32, on the device of ``batch.sig`` (the CPU if the batch
+            has no ``sig``).
+        """
+        logits = self._pick(batch.id, "id")
         if self.multi_segment:
-            logits = (logits + self._pick(batch.partner_id)) / 2
-        return logits.transpose(0, 1).contiguous()
+            partners = getattr(batch, "partner_id", None)
+            if partners is None:
+                raise KeyError(
+                    "multi-segment soft labels need batch.partner_id (a "
+                    "clip of the same scene for each clip): add it to the "
+                    "training set's output keys"
+                )
+            logits = (logits + self._pick(partners, "partner_id")) / 2
+        return logits.transpose(0, 1).contiguous().to(_batch_device(batch))
+
+
+def make_soft_labels(mode, ensemble, **cache_kwargs):
+    """The soft-label provider of a recipe's ``soft_label_mode``.
+
+    ``"online"`` gives :class:`OnlineSoftLabels` (the data pipeline builds
+    ``teacher_sig``, joined with a partner clip for the multi-segment
+    input; ``cache_kwargs`` are ignored). ``"cached"`` builds or checks the
+    cache on the main process (``run_on_main``; the other processes wait),
+    then loads it on every process with ``rebuild="never"``, so that all
+    processes use the same, current file.
+
+    Arguments
+    ---------
+    mode : str
+        ``"online"`` or ``"cached"``.
+    ensemble : speechbrain_kd.teachers.TeacherEnsemble
+    **cache_kwargs
+        The arguments of :meth:`SoftLabelCache.build_or_load` (``path``,
+        ``manifest_csv``, ``sample_rate``, ``channels``, ...).
+
+    Returns
+    -------
+    OnlineSoftLabels or SoftLabelCache
+
+    Example
+    -------
+    >>> make_soft_labels("online", torch.nn.Identity()).__class__.__name__
+    'OnlineSoftLabels'
+    >>> make_soft_labels("offline", None)
+    Traceback (most recent call last):
+    ...
+    ValueError: soft_label_mode must be 'online' or 'cached', not 'offline'
+    """
+    if mode == "online":
+        return OnlineSoftLabels(ensemble)
+    if mode != "cached":
+        raise ValueError(
+            f"soft_label_mode must be 'online' or 'cached', not {mode!r}"
+        )
+    kwargs = dict(cache_kwargs, ensemble=ensemble)
+    # Build (or check) on the main process only; nothing is broadcast: every
+    # process then reads the file, which must be current by now.
+    run_on_main(_build_only, kwargs=kwargs)
+    return SoftLabelCache.build_or_load(**dict(kwargs, rebuild="never"))
+
+
+def _build_only(**kwargs):
+    SoftLabelCache.build_or_load(**kwargs)
 
 
 @torch.no_grad()
@@ -282,53 +524,194 @@ def compute_teacher_logits(
     n_crop_views=0,
     crop_seconds=None,
     batch_size=8,
-    device="cpu",
+    device=None,
 ):
     """Run the teachers over every clip of a manifest.
+
+    View 0 is the full clip; view ``v`` (1 to ``n_crop_views``) is the crop
+    of ``crop_seconds`` starting at ``(v - 1) / (n_crop_views - 1)`` of the
+    clip's free room (one crop view: the centre crop). Clips of a batch are
+    zero-padded to the longest (SpeechBrain's ``PaddedBatch``) and the
+    teachers get the relative lengths.
+
+    Arguments
+    ---------
+    ensemble : speechbrain_kd.teachers.TeacherEnsemble
+    manifest_csv : str or pathlib.Path
+    sample_rate, channels : int
+        How the clips are read (:func:`speechbrain_kd.dataio.load_audio`).
+    n_crop_views : int
+    crop_seconds : float, optional
+    batch_size : int
+    device : str or torch.device, optional
+        Where the teachers run (default: where they are).
 
     Returns
     -------
     torch.Tensor
-        ``[N, 1 + n_crop_views, K, C]`` on the CPU, in manifest order.
+        float32 ``[N, 1 + n_crop_views, K, C]`` on the CPU, in manifest
+        order.
+
+    Example
+    -------
+    >>> import soundfile
+    >>> class Ends(torch.nn.Module):
+    ...     def forward(self, wavs, lengths=None):
+    ...         return torch.stack([wavs[:, :1, 0], wavs[:, -1:, 0]])
+    >>> tmp = str(getfixture("tmpdir"))
+    >>> soundfile.write(tmp + "/c.wav", torch.arange(8.).numpy() / 8, 8)
+    >>> _ = open(tmp + "/m.csv", "w").write("ID,wav\\nc," + tmp + "/c.wav\\n")
+    >>> compute_teacher_logits(Ends(), tmp + "/m.csv", 8, 1, 2, 0.5)[0] * 8
+    tensor([[[0.],
+             [7.]],
+    <BLANKLINE>
+            [[0.],
+             [3.]],
+    <BLANKLINE>
+            [[4.],
+             [7.]]])
     """
-    if n_crop_views and not crop_seconds:
-        raise ValueError("n_crop_views needs crop_seconds")
-    wavs = list(read_manifest(manifest_csv).items())
-    ensemble = ensemble.to(device)
+    _check_views(n_crop_views, crop_seconds)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    clips = list(_manifest_clips(manifest_csv).items())
+    if device is not None:
+        ensemble = ensemble.to(device)
+    device = next((p.device for p in ensemble.parameters()), "cpu")
+    n_crop = int(round(crop_seconds * sample_rate)) if n_crop_views else 0
+    n_batches = -(-len(clips) // batch_size)
     out = []
-    for start in range(0, len(wavs), batch_size):
-        clips = [
-            load_audio(path, sample_rate, channels)
-            for _, path in wavs[start : start + batch_size]
+    for number, start in enumerate(range(0, len(clips), batch_size)):
+        wavs = [
+            load_audio(wav, sample_rate, channels)
+            for _, wav in clips[start : start + batch_size]
         ]
-        views = [clips]
-        for v in range(n_crop_views):
-            n = int(crop_seconds * sample_rate)
+        views = [wavs]
+        for view in range(n_crop_views):
             views.append(
                 [
                     crop(
-                        c,
-                        n,
-                        start=int(
-                            v * max(len(c) - n, 0) / max(n_crop_views - 1, 1)
-                        ),
+                        wav,
+                        n_crop,
+                        start=_crop_start(len(wav), n_crop, view, n_crop_views),
                     )
-                    for c in clips
+                    for wav in wavs
                 ]
             )
         per_view = []
         for view in views:
-            batch = PaddedBatch([{"sig": c} for c in view])
-            sig, lengths = batch.sig
-            per_view.append(ensemble(sig.to(device), lengths.to(device)).cpu())
+            sig, lengths = PaddedBatch([{"sig": w} for w in view]).sig
+            per_view.append(
+                ensemble(sig.to(device), lengths.to(device)).float().cpu()
+            )
         # [V, K, B, C] -> [B, V, K, C]
         out.append(torch.stack(per_view).permute(2, 0, 1, 3))
+        if (number + 1) % max(n_batches // 10, 1) == 0:
+            logger.info("Soft labels: %d / %d batches", number + 1, n_batches)
+    if not out:
+        raise ValueError(f"{manifest_csv} lists no clips")
     return torch.cat(out)
+
+
+def _crop_start(length, n_samples, view, n_views):
+    room = max(length - n_samples, 0)
+    if n_views == 1:
+        return room // 2
+    return round(view * room / (n_views - 1))
+
+
+def _check_views(n_crop_views, crop_seconds):
+    if int(n_crop_views) != n_crop_views or n_crop_views < 0:
+        raise ValueError(
+            f"n_crop_views must be a non-negative integer, got {n_crop_views}"
+        )
+    if n_crop_views and not (crop_seconds and crop_seconds > 0):
+        raise ValueError(
+            f"n_crop_views={n_crop_views} needs a positive crop_seconds, "
+            f"got {crop_seconds}"
+        )
+
+
+def _manifest_clips(manifest_csv):
+    try:
+        return read_manifest(manifest_csv)
+    except KeyError as error:
+        raise ValueError(
+            f"{manifest_csv} needs the columns ID and wav (missing {error})"
+        ) from error
+
+
+def _read_cache(path):
+    """The content of a cache file, or why it cannot be used."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file: say so
+        return None, f"soft-label cache {path} cannot be read ({error})"
+    needed = ("format_version", "fingerprint", "settings", "ids", "logits")
+    if not isinstance(content, dict) or any(k not in content for k in needed):
+        return None, (
+            f"soft-label cache {path} is not in the format of this version "
+            f"(format {FORMAT_VERSION})"
+        )
+    return content, None
+
+
+def _staleness(path, content, expected, settings, clips, manifest_csv):
+    """Why a cache does not fit (None if it does)."""
+    stored = content["fingerprint"]
+    changed = [p for p in FINGERPRINT_PARTS if stored.get(p) != expected[p]]
+    if "manifest" in changed and "audio" in changed:
+        # The audio digest lists the manifest's clips: name the cause only.
+        changed.remove("audio")
+    if changed:
+        reasons = []
+        for part in changed:
+            if part == "teachers":
+                reasons.append(
+                    "teachers changed (checkpoint content, model specs or "
+                    "teacher order)"
+                )
+            elif part == "manifest":
+                had, now = set(content["ids"]), set(clips)
+                reasons.append(
+                    f"manifest {manifest_csv} changed ({len(now - had)} "
+                    f"clip(s) added, {len(had - now)} removed)"
+                )
+            elif part == "audio":
+                reasons.append(
+                    "audio files changed (size or modification time)"
+                )
+            else:
+                diff = [
+                    f"{key}: {content['settings'].get(key)!r} -> {value!r}"
+                    for key, value in settings.items()
+                    if content["settings"].get(key) != value
+                ]
+                reasons.append(f"settings changed ({'; '.join(diff)})")
+        return f"soft-label cache {path} is stale: {', '.join(reasons)}"
+    have = set(content["ids"])
+    missing = [clip_id for clip_id in clips if clip_id not in have]
+    if missing or content["logits"].shape[0] != len(content["ids"]):
+        return (
+            f"soft-label cache {path} is incomplete: {len(missing)} clip(s) "
+            f"of {manifest_csv} missing, e.g. {missing[:5]}"
+        )
+    return None
+
+
+def _batch_device(batch):
+    for key in ("sig", "teacher_sig"):
+        value = getattr(batch, key, None)
+        if value is not None:
+            return value.data.device
+    return torch.device("cpu")
 
 
 def _save_atomic(path, content):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
     os.close(fd)
     try:
         torch.save(content, tmp)

@@ -138,7 +138,7 @@ def teacher_view_keys(hparams, train, dataset, split):
 
 def soft_labels_for(hparams, run_opts, manifests):
     """The online teachers or the soft-label cache of the student."""
-    from speechbrain_kd.soft_labels import OnlineSoftLabels, SoftLabelCache
+    from speechbrain_kd.soft_labels import make_soft_labels
     from speechbrain_kd.teachers import TeacherEnsemble
 
     device = run_opts.get("device", "cpu")
@@ -147,33 +147,16 @@ def soft_labels_for(hparams, run_opts, manifests):
         labels=encoder_labels(hparams["label_encoder"]),
         device=device,
     )
-    if hparams["soft_label_mode"] == "online":
-        return OnlineSoftLabels(ensemble)
-    if hparams["soft_label_mode"] != "cached":
-        raise ValueError(
-            f"soft_label_mode must be 'online' or 'cached', got "
-            f"{hparams['soft_label_mode']!r}"
-        )
-    run_on_main(
-        SoftLabelCache.build_or_load,
-        kwargs=cache_kwargs(hparams, ensemble, manifests, device),
+    return make_soft_labels(
+        hparams["soft_label_mode"],
+        ensemble,
+        path=hparams["soft_label_cache"],
+        manifest_csv=manifests["train"],
+        sample_rate=hparams["sample_rate"],
+        channels=hparams["n_channels"],
+        multi_segment=hparams["multi_segment"],
+        device=device,
     )
-    return SoftLabelCache.build_or_load(
-        **cache_kwargs(hparams, ensemble, manifests, device), rebuild="never"
-    )
-
-
-def cache_kwargs(hparams, ensemble, manifests, device):
-    """Arguments that identify the soft-label cache of the student."""
-    return {
-        "path": hparams["soft_label_cache"],
-        "ensemble": ensemble,
-        "manifest_csv": manifests["train"],
-        "sample_rate": hparams["sample_rate"],
-        "channels": hparams["n_channels"],
-        "multi_segment": hparams["multi_segment"],
-        "device": device,
-    }
 
 
 def run_phase(hparams_file, run_opts, overrides):

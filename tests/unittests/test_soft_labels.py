@@ -1,52 +1,38 @@
-"""Teacher ensembles and soft-label caches: checks, staleness, lookups."""
+"""Soft labels: online teachers and the cache keyed by clip ID (staleness,
+completeness, atomic writes, lookups)."""
 
 import csv
+import logging
 
 import numpy as np
 import pytest
 import soundfile
 import torch
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain.utils.checkpoints import Checkpointer
 
-from speechbrain_kd.checkpoints import MODEL_SPEC_FILE
-from speechbrain_kd.dataio import load_audio
-from speechbrain_kd.models import RawWaveformCNN, SceneClassifier
-from speechbrain_kd.models.spec import write_model_spec
-from speechbrain_kd.soft_labels import OnlineSoftLabels, SoftLabelCache
-from speechbrain_kd.teachers import PosteriorAverage, TeacherEnsemble
+from speechbrain_kd.dataio import crop, load_audio
+from speechbrain_kd.soft_labels import (
+    OnlineSoftLabels,
+    SoftLabelCache,
+    make_soft_labels,
+)
+from speechbrain_kd.teachers import TeacherEnsemble
+from tests.unittests.test_teachers import LABELS, RATE, make_phase
 
-LABELS = ["a", "b", "c"]
-RATE = 8000
-SMALL = {
-    "first_conv_channels": 8,
-    "first_conv_kernel": 8,
-    "block_channels": [8, 8],
-    "final_channels": 8,
-    "embedding_dim": 4,
-}
+SECONDS = 0.5
 
 
-def make_phase(folder, seed, labels=LABELS, rate=RATE, accuracy=0.5):
-    torch.manual_seed(seed)
-    emb, clf = RawWaveformCNN(**SMALL), SceneClassifier(4, len(labels))
-    save = folder / "save"
-    write_model_spec(save / MODEL_SPEC_FILE, emb, clf, rate, labels)
-    Checkpointer(
-        save, {"embedding_model": emb, "classifier": clf}
-    ).save_checkpoint(meta={"accuracy": accuracy})
-    return folder
+def write_clip(path, seed):
+    rng = np.random.default_rng(seed)
+    soundfile.write(path, rng.normal(0, 0.1, (int(RATE * SECONDS), 2)), RATE)
 
 
-def make_manifest(folder, n=6, seconds=0.5):
-    rng = np.random.default_rng(0)
+def make_manifest(folder, n=6):
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
         path = folder / f"clip{i}.wav"
-        soundfile.write(
-            path, rng.normal(0, 0.1, (int(RATE * seconds), 2)), RATE
-        )
+        write_clip(path, i)
         rows.append({"ID": f"clip{i}", "wav": str(path)})
     manifest = folder / "train.csv"
     with open(manifest, "w", newline="") as f:
@@ -57,76 +43,71 @@ def make_manifest(folder, n=6, seconds=0.5):
 
 
 @pytest.fixture
-def teachers(tmp_path):
-    return [make_phase(tmp_path / f"t{k}", seed=k) for k in range(2)]
+def setup(tmp_path):
+    teachers = [make_phase(tmp_path / f"t{k}", seed=k) for k in range(2)]
+    manifest = make_manifest(tmp_path / "data")
+    return tmp_path, teachers, manifest
 
 
-def build(tmp_path, teachers, **kw):
+def build(setup, channels=2, **kwargs):
+    tmp_path, teachers, manifest = setup
     ensemble = TeacherEnsemble.from_phase_folders(teachers, labels=LABELS)
-    manifest = kw.pop("manifest", None) or make_manifest(tmp_path / "data")
-    return (
-        SoftLabelCache.build_or_load(
-            tmp_path / "cache.pt", ensemble, manifest, RATE, 2, **kw
-        ),
-        ensemble,
-        manifest,
+    kwargs.setdefault("batch_size", 4)
+    return SoftLabelCache.build_or_load(
+        tmp_path / "cache.pt", ensemble, manifest, RATE, channels, **kwargs
     )
 
 
-def test_teachers_with_other_labels_are_refused(tmp_path, teachers):
-    odd = make_phase(tmp_path / "odd", 5, labels=["a", "c", "b"])
-    with pytest.raises(ValueError, match="one label order"):
-        TeacherEnsemble.from_phase_folders([*teachers, odd])
-    with pytest.raises(ValueError, match="the student has"):
-        TeacherEnsemble.from_phase_folders(teachers, labels=["a", "b", "d"])
-
-
-def test_teachers_with_other_rates_are_refused(tmp_path, teachers):
-    other = make_phase(tmp_path / "other", 5, rate=16000)
-    with pytest.raises(ValueError, match="16000 Hz"):
-        TeacherEnsemble.from_phase_folders([*teachers, other])
-
-
-def test_teachers_stay_frozen_in_eval_mode(teachers):
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
-    ensemble.train()
-    assert not any(m.training for m in ensemble.modules())
-    assert not any(p.requires_grad for p in ensemble.parameters())
-    out = ensemble(torch.randn(3, 4000, 2, requires_grad=True))
-    assert out.shape == (2, 3, 3) and not out.requires_grad
-
-
-def test_online_equals_cached_for_the_same_view(tmp_path, teachers):
-    cache, ensemble, manifest = build(tmp_path, teachers)
-    ids = ["clip3", "clip0"]
-    batch = PaddedBatch(
+def sig_batch(setup, ids, **extra):
+    data = setup[0] / "data"
+    return PaddedBatch(
         [
-            {
-                "id": i,
-                "teacher_sig": load_audio(
-                    tmp_path / "data" / f"{i}.wav", RATE, 2
-                ),
-            }
-            for i in ids
+            {"id": i, "teacher_sig": load_audio(data / f"{i}.wav", RATE, 2)}
+            | {k: v[n] for k, v in extra.items()}
+            for n, i in enumerate(ids)
         ]
     )
+
+
+def test_online_equals_cached_for_the_same_view(setup):
+    cache = build(setup)
+    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    batch = sig_batch(setup, ["clip3", "clip0", "clip5"])
     online = OnlineSoftLabels(ensemble).teacher_logits(batch)
     cached = cache.teacher_logits(batch)
-    assert cached.shape == (2, 2, 3)
+    assert cached.shape == (2, 3, 3) and cached.dtype == torch.float32
     assert torch.allclose(online, cached, atol=1e-5)
+    # The two teachers differ, so a mix-up of teachers would show.
+    assert not torch.allclose(cached[0], cached[1], atol=1e-3)
 
 
-def test_multi_segment_cache_averages_the_partner(tmp_path, teachers):
-    cache, _, _ = build(tmp_path, teachers)
-    multi = SoftLabelCache(cache.ids, cache.logits, cache.fingerprint, True)
+def test_multi_segment_cache_averages_the_partner(setup):
+    single = build(setup)
+    multi = build(setup, multi_segment=True)
+    one = single.teacher_logits(PaddedBatch([{"id": "clip1"}]))
+    two = single.teacher_logits(PaddedBatch([{"id": "clip4"}]))
     batch = PaddedBatch([{"id": "clip1", "partner_id": "clip4"}])
-    one = cache.teacher_logits(PaddedBatch([{"id": "clip1"}]))
-    two = cache.teacher_logits(PaddedBatch([{"id": "clip4"}]))
     assert torch.allclose(multi.teacher_logits(batch), (one + two) / 2)
+    with pytest.raises(KeyError, match="partner_id"):
+        multi.teacher_logits(PaddedBatch([{"id": "clip1"}]))
 
 
-def test_cache_is_reused_when_current(tmp_path, teachers, monkeypatch):
-    _, _, manifest = build(tmp_path, teachers)
+def test_cache_file_is_plain_and_keyed_by_clip_id(setup):
+    build(setup)
+    content = torch.load(setup[0] / "cache.pt", weights_only=True)
+    assert content["ids"] == [f"clip{i}" for i in range(6)]
+    assert content["logits"].shape == (6, 1, 2, 3)
+    assert set(content["fingerprint"]) == {
+        "teachers",
+        "manifest",
+        "audio",
+        "settings",
+    }
+    assert content["settings"]["labels"] == LABELS
+
+
+def test_current_cache_is_reused(setup, monkeypatch):
+    build(setup)
 
     def no_compute(*args, **kwargs):
         raise AssertionError("a current cache must not be recomputed")
@@ -134,44 +115,127 @@ def test_cache_is_reused_when_current(tmp_path, teachers, monkeypatch):
     monkeypatch.setattr(
         "speechbrain_kd.soft_labels.compute_teacher_logits", no_compute
     )
-    build(tmp_path, teachers, manifest=manifest)
+    build(setup, rebuild="never")
+    build(setup)
 
 
-def test_changed_teacher_checkpoint_invalidates(tmp_path, teachers):
-    _, _, manifest = build(tmp_path, teachers)
-    make_phase(teachers[1], seed=9, accuracy=0.9)  # a better checkpoint
-    with pytest.raises(RuntimeError, match="the teachers changed"):
-        build(tmp_path, teachers, manifest=manifest, rebuild="never")
-    cache, _, _ = build(tmp_path, teachers, manifest=manifest)  # rebuilt
-    assert cache.fingerprint["teachers"] != ""
+def test_changed_teacher_checkpoint_invalidates(setup, caplog):
+    old = build(setup)
+    make_phase(setup[1][1], seed=9, accuracy=0.9)  # a better checkpoint
+    with pytest.raises(RuntimeError, match="teachers changed") as error:
+        build(setup, rebuild="never")
+    assert str(setup[0] / "cache.pt") in str(error.value)
+    with caplog.at_level(logging.WARNING, "speechbrain_kd.soft_labels"):
+        new = build(setup)
+    assert "teachers changed" in caplog.text and "rebuilding" in caplog.text
+    assert torch.allclose(new.logits[:, :, 0], old.logits[:, :, 0])
+    assert not torch.allclose(new.logits[:, :, 1], old.logits[:, :, 1])
+    build(setup, rebuild="never")  # the rebuilt file is current
 
 
-def test_changed_manifest_or_setting_invalidates(tmp_path, teachers):
-    cache, _, manifest = build(tmp_path, teachers)
+def test_changed_manifest_invalidates(setup):
+    tmp_path, _, manifest = setup
+    build(setup)
+    write_clip(tmp_path / "data" / "clip9.wav", 9)
     with open(manifest, "a") as f:
-        f.write(f"clip9,{tmp_path / 'data' / 'clip0.wav'}\n")
-    with pytest.raises(RuntimeError, match="the manifest changed"):
-        build(tmp_path, teachers, manifest=manifest, rebuild="never")
-    rebuilt, _, _ = build(tmp_path, teachers, manifest=manifest)
-    assert "clip9" in rebuilt.ids
-    with pytest.raises(RuntimeError, match="the settings changed"):
-        build(
-            tmp_path,
-            teachers,
-            manifest=manifest,
-            rebuild="never",
-            n_crop_views=2,
-            crop_seconds=0.25,
+        f.write(f"clip9,{tmp_path / 'data' / 'clip9.wav'}\n")
+    with pytest.raises(RuntimeError, match=r"manifest .*\(1 clip\(s\) added"):
+        build(setup, rebuild="never")
+    rebuilt = build(setup)
+    assert rebuilt.ids[-1] == "clip9"
+    assert rebuilt.teacher_logits(PaddedBatch([{"id": "clip9"}])).shape == (
+        2,
+        1,
+        3,
+    )
+
+
+def test_changed_audio_invalidates(setup):
+    build(setup)
+    write_clip(setup[0] / "data" / "clip2.wav", 42)  # new content, same path
+    with pytest.raises(RuntimeError, match="audio files changed"):
+        build(setup, rebuild="never")
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"channels": 1}, "channels: 2 -> 1"),
+        ({"n_crop_views": 2, "crop_seconds": 0.25}, "n_crop_views: 0 -> 2"),
+    ],
+)
+def test_changed_setting_invalidates(setup, change, named):
+    build(setup)
+    with pytest.raises(RuntimeError, match=named):
+        build(setup, rebuild="never", **change)
+    build(setup, **change)
+    build(setup, rebuild="never", **change)
+
+
+def test_incomplete_cache_is_rebuilt_or_refused(setup):
+    build(setup)
+    path = setup[0] / "cache.pt"
+    content = torch.load(path, weights_only=True)
+    content["ids"] = content["ids"][:-1]
+    content["logits"] = content["logits"][:-1]
+    torch.save(content, path)
+    with pytest.raises(RuntimeError, match=r"incomplete.*clip5"):
+        build(setup, rebuild="never")
+    assert "clip5" in build(setup).ids
+
+
+def test_unreadable_cache_is_rebuilt_or_refused(setup):
+    path = setup[0] / "cache.pt"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(RuntimeError, match="cannot be read"):
+        build(setup, rebuild="never")
+    assert len(build(setup).ids) == 6
+
+
+def test_clips_missing_from_the_cache_are_named(setup):
+    cache = build(setup, multi_segment=True)
+    with pytest.raises(KeyError, match=r"clip77.*batch\.id"):
+        cache.teacher_logits(
+            PaddedBatch(
+                [
+                    {"id": "clip1", "partner_id": "clip2"},
+                    {"id": "clip77", "partner_id": "clip2"},
+                ]
+            )
+        )
+    with pytest.raises(KeyError, match=r"clip88.*batch\.partner_id"):
+        cache.teacher_logits(
+            PaddedBatch([{"id": "clip1", "partner_id": "clip88"}])
         )
 
 
-def test_clips_missing_from_the_cache_are_named(tmp_path, teachers):
-    cache, _, _ = build(tmp_path, teachers)
-    with pytest.raises(KeyError, match="clip77"):
-        cache.teacher_logits(PaddedBatch([{"id": "clip1"}, {"id": "clip77"}]))
+def test_failed_build_leaves_no_file(setup, monkeypatch):
+    tmp_path = setup[0]
+    calls = []
+    forward = TeacherEnsemble.forward
+
+    def fail_on_second_batch(self, wavs, lengths=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("teacher crashed midway")
+        return forward(self, wavs, lengths)
+
+    monkeypatch.setattr(TeacherEnsemble, "forward", fail_on_second_batch)
+    with pytest.raises(RuntimeError, match="midway"):
+        build(setup, batch_size=2)
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "data",
+        "t0",
+        "t1",
+    ]
 
 
-def test_failed_build_leaves_no_cache(tmp_path, teachers, monkeypatch):
+def test_failed_rebuild_keeps_the_old_file_whole(setup, monkeypatch):
+    build(setup)
+    path = setup[0] / "cache.pt"
+    before = path.read_bytes()
+
     def broken(*args, **kwargs):
         raise OSError("disk on fire")
 
@@ -179,21 +243,51 @@ def test_failed_build_leaves_no_cache(tmp_path, teachers, monkeypatch):
         "speechbrain_kd.soft_labels.compute_teacher_logits", broken
     )
     with pytest.raises(OSError):
-        build(tmp_path, teachers)
-    assert list(tmp_path.glob("cache.pt*")) == []
+        build(setup, channels=1)
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob("*.tmp"))
 
 
-def test_crop_views_are_cached_per_clip(tmp_path, teachers):
-    cache, _, _ = build(tmp_path, teachers, n_crop_views=2, crop_seconds=0.25)
+def test_crop_views_are_cached_and_drawn_at_random(setup):
+    generator = torch.Generator().manual_seed(0)
+    cache = build(setup, n_crop_views=2, crop_seconds=0.25, generator=generator)
     assert cache.logits.shape == (6, 3, 2, 3)
+    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    wav = load_audio(setup[0] / "data" / "clip2.wav", RATE, 2)
+    n = int(0.25 * RATE)
+    first = ensemble(crop(wav, n, start=0)[None])[:, 0]
+    last = ensemble(crop(wav, n, start=len(wav) - n)[None])[:, 0]
+    assert torch.allclose(cache.logits[2, 1], first, atol=1e-5)
+    assert torch.allclose(cache.logits[2, 2], last, atol=1e-5)
+    seen = set()
+    for _ in range(30):
+        out = cache.teacher_logits(PaddedBatch([{"id": "clip2"}]))[:, 0]
+        seen.update(v for v in range(3) if torch.equal(out, cache.logits[2, v]))
+    assert seen == {0, 1, 2}
 
 
-def test_posterior_average_weights():
-    logits = torch.randn(3, 4, 5)
-    probs = torch.softmax(logits, -1)
-    avg = PosteriorAverage([1, 2, 1])(logits).exp()
-    assert torch.allclose(
-        avg, (probs[0] + 2 * probs[1] + probs[2]) / 4, atol=1e-6
+def test_sample_rate_other_than_the_teachers_is_refused(setup):
+    tmp_path, teachers, manifest = setup
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    with pytest.raises(ValueError, match="teachers take 8000 Hz"):
+        SoftLabelCache.build_or_load(
+            tmp_path / "cache.pt", ensemble, manifest, 16000, 2
+        )
+
+
+def test_make_soft_labels_picks_the_mode(setup):
+    tmp_path, teachers, manifest = setup
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    online = make_soft_labels("online", ensemble)
+    assert isinstance(online, OnlineSoftLabels)
+    cached = make_soft_labels(
+        "cached",
+        ensemble,
+        path=tmp_path / "cache.pt",
+        manifest_csv=manifest,
+        sample_rate=RATE,
+        channels=2,
     )
-    with pytest.raises(ValueError, match="2 ensemble weights given for 3"):
-        PosteriorAverage([1, 2])(logits)
+    assert isinstance(cached, SoftLabelCache) and len(cached.ids) == 6
+    with pytest.raises(ValueError, match="'online' or 'cached'"):
+        make_soft_labels("both", ensemble)

@@ -1,0 +1,201 @@
+"""Teacher ensembles: agreement checks, frozen eval mode, fingerprints and
+the averaged-posterior ensemble."""
+
+import pytest
+import speechbrain as sb
+import torch
+from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.utils.checkpoints import Checkpointer
+
+from speechbrain_kd.brain import SceneClassificationBrain
+from speechbrain_kd.checkpoints import (
+    MODEL_SPEC_FILE,
+    find_best_checkpoint,
+    load_trained_model,
+)
+from speechbrain_kd.models import LogMelCNN, RawWaveformCNN, SceneClassifier
+from speechbrain_kd.models.spec import write_model_spec
+from speechbrain_kd.teachers import PosteriorAverage, TeacherEnsemble
+
+LABELS = ["a", "b", "c"]
+RATE = 8000
+SMALL_RAW = {
+    "first_conv_channels": 8,
+    "first_conv_kernel": 8,
+    "block_channels": [8, 8],
+    "final_channels": 8,
+    "embedding_dim": 4,
+}
+SMALL_MEL = {
+    "sample_rate": RATE,
+    "n_mels": 8,
+    "n_fft": 256,
+    "conv_channels": [4, 8],
+    "embedding_dim": 4,
+}
+
+
+def make_phase(
+    folder, seed, labels=LABELS, rate=RATE, accuracy=0.5, family="raw"
+):
+    """A phase output folder holding one (untrained) checkpointed model."""
+    torch.manual_seed(seed)
+    if family == "raw":
+        emb = RawWaveformCNN(**SMALL_RAW)
+    else:
+        emb = LogMelCNN(**dict(SMALL_MEL, sample_rate=rate))
+    clf = SceneClassifier(4, len(labels))
+    # Non-trivial BatchNorm statistics, so eval and train modes differ.
+    for module in emb.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    save = folder / "save"
+    write_model_spec(save / MODEL_SPEC_FILE, emb, clf, rate, labels)
+    Checkpointer(
+        save, {"embedding_model": emb, "classifier": clf}
+    ).save_checkpoint(meta={"accuracy": accuracy})
+    return folder
+
+
+@pytest.fixture
+def teachers(tmp_path):
+    return [make_phase(tmp_path / f"t{k}", seed=k) for k in range(2)]
+
+
+def test_teacher_with_other_labels_than_the_student_is_named(
+    tmp_path, teachers
+):
+    odd = make_phase(tmp_path / "odd", 5, labels=["a", "c", "b"])
+    with pytest.raises(ValueError) as error:
+        TeacherEnsemble.from_phase_folders([*teachers, odd], labels=LABELS)
+    message = str(error.value)
+    assert str(odd) in message
+    assert "['a', 'c', 'b']" in message and str(LABELS) in message
+    assert "student" in message
+
+
+def test_teachers_that_disagree_with_each_other_are_refused(tmp_path, teachers):
+    odd = make_phase(tmp_path / "odd", 5, labels=["a", "b", "d"])
+    with pytest.raises(ValueError) as error:
+        TeacherEnsemble.from_phase_folders([*teachers, odd])
+    message = str(error.value)
+    assert str(odd) in message and str(teachers[0]) in message
+    assert "['a', 'b', 'd']" in message
+
+
+def test_teachers_with_other_rates_are_refused(tmp_path, teachers):
+    other = make_phase(tmp_path / "other", 5, rate=16000)
+    with pytest.raises(ValueError, match="16000 Hz") as error:
+        TeacherEnsemble.from_phase_folders([*teachers, other])
+    assert str(other) in str(error.value)
+
+
+def test_model_families_mix_and_keep_their_own_outputs(tmp_path):
+    raw = make_phase(tmp_path / "raw", 1)
+    mel = make_phase(tmp_path / "mel", 2, family="mel")
+    ensemble = TeacherEnsemble.from_phase_folders(
+        {"raw": raw, "mel": mel}, labels=LABELS
+    )
+    assert ensemble.names == ["raw", "mel"]
+    wavs, lengths = torch.randn(3, 4000, 2), torch.tensor([1.0, 0.7, 0.5])
+    out = ensemble(wavs, lengths)
+    assert out.shape == (2, 3, 3) and out.dtype == torch.float32
+    for k, folder in enumerate((raw, mel)):
+        alone = load_trained_model(folder)
+        with torch.no_grad():
+            assert torch.allclose(out[k], alone(wavs, lengths), atol=1e-6)
+
+
+def test_teachers_stay_frozen_in_eval_mode(teachers):
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    wavs = torch.randn(4, 4000, 2)
+    before = ensemble(wavs)
+    stats = [b.clone() for b in ensemble.buffers()]
+    # What a Brain does at the start of every training epoch.
+    modules = torch.nn.ModuleDict({"teachers": ensemble}).train()
+    assert modules.training
+    assert not any(m.training for m in ensemble.modules())
+    after = ensemble(wavs)
+    assert torch.equal(before, after)  # eval-mode BatchNorm, same output
+    for old, new in zip(stats, ensemble.buffers()):
+        assert torch.equal(old, new)  # running statistics untouched
+
+
+def test_teachers_hold_no_gradients(teachers):
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    assert not any(p.requires_grad for p in ensemble.parameters())
+    wavs = torch.randn(2, 4000, 2, requires_grad=True)
+    out = ensemble(wavs)
+    assert not out.requires_grad and out.grad_fn is None
+
+
+def test_fingerprint_follows_checkpoint_content(tmp_path, teachers):
+    first = TeacherEnsemble.from_phase_folders(teachers)
+    assert first.fingerprint() == (
+        TeacherEnsemble.from_phase_folders(teachers).fingerprint()
+    )
+    swapped = TeacherEnsemble.from_phase_folders(teachers[::-1])
+    assert swapped.fingerprint() != first.fingerprint()
+    # Overwrite the weights file of the best checkpoint in place.
+    best = find_best_checkpoint(teachers[1])
+    other = SceneClassifier(4, 3)
+    torch.save(other.state_dict(), best.paramfiles["classifier"])
+    reloaded = TeacherEnsemble.from_phase_folders(teachers)
+    held = reloaded.fingerprint()
+    assert held != first.fingerprint()
+    # An ensemble describes the weights it holds, not later file changes.
+    torch.save(
+        SceneClassifier(4, 3).state_dict(), best.paramfiles["classifier"]
+    )
+    assert reloaded.fingerprint() == held
+    assert TeacherEnsemble.from_phase_folders(teachers).fingerprint() != held
+
+
+def test_a_better_checkpoint_changes_the_fingerprint(teachers):
+    before = TeacherEnsemble.from_phase_folders(teachers).fingerprint()
+    make_phase(teachers[0], seed=7, accuracy=0.9)
+    after = TeacherEnsemble.from_phase_folders(teachers).fingerprint()
+    assert before != after
+
+
+def test_posterior_average_is_the_weighted_mean_of_posteriors():
+    logits = torch.randn(3, 4, 5)
+    probs = torch.softmax(logits, -1)
+    weighted = PosteriorAverage([1, 2, 1])(logits).exp()
+    assert torch.allclose(
+        weighted, (probs[0] + 2 * probs[1] + probs[2]) / 4, atol=1e-6
+    )
+    equal = PosteriorAverage()(logits).exp()
+    assert torch.allclose(equal, probs.mean(0), atol=1e-6)
+    # Weights are normalised: scaling them changes nothing.
+    assert torch.allclose(
+        PosteriorAverage([10, 20, 10])(logits).exp(), weighted, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="2 weights .* 3 teachers"):
+        PosteriorAverage([1, 2])(logits)
+    with pytest.raises(ValueError, match="non-negative"):
+        PosteriorAverage([1, -1, 1])
+    with pytest.raises(ValueError, match="sum to zero"):
+        PosteriorAverage([0, 0])
+
+
+def test_ensemble_is_evaluated_by_the_ordinary_brain(teachers):
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    brain = SceneClassificationBrain(
+        modules={"embedding_model": ensemble, "classifier": PosteriorAverage()},
+        hparams={},
+        run_opts={"device": "cpu"},
+    )
+    brain.modules.train()  # must not reach the teachers
+    batch = PaddedBatch(
+        [
+            {"id": f"c{i}", "sig": torch.randn(4000, 2), "label_encoded": i}
+            for i in range(3)
+        ]
+    )
+    out = brain.compute_forward(batch, sb.Stage.TEST)["logits"]
+    wavs, lengths = batch.sig
+    expected = torch.softmax(ensemble(wavs, lengths), -1).mean(0)
+    assert out.shape == (3, 3)
+    assert torch.allclose(out.exp(), expected, atol=1e-6)
