@@ -2,9 +2,13 @@
 
     python -m speechbrain_kd.classify MODEL PATH [PATH ...] [--json] [--top_k 3]
 
-``MODEL`` is a phase output folder (its best checkpoint is used) or a folder
-made by ``python -m speechbrain_kd.export`` (loaded with SpeechBrain's
-``EncoderClassifier``). ``PATH`` is a wav file or a folder of them.
+``MODEL`` is a phase output folder (its best checkpoint, loaded with
+:func:`speechbrain_kd.checkpoints.load_trained_model`) or a folder made by
+``python -m speechbrain_kd.export`` (loaded with SpeechBrain's stock
+``EncoderClassifier``). ``PATH`` is an audio file or a folder searched for
+``.wav``/``.flac``/``.ogg`` files. Audio at any rate and channel count is
+resampled and adapted to the model. Prints one line per file (path, label,
+top-k probabilities), or with ``--json`` one JSON object per line.
 """
 
 import argparse
@@ -22,6 +26,15 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 def audio_files(paths):
     """Expand folders into their audio files (sorted); check files exist.
+
+    Arguments
+    ---------
+    paths : list of str or pathlib.Path
+        Audio files (any format soundfile reads) or folders.
+
+    Returns
+    -------
+    list of pathlib.Path
 
     Example
     -------
@@ -51,12 +64,23 @@ class Classifier:
     Arguments
     ---------
     model_folder : str or pathlib.Path
+        A phase output folder (``save/model_spec.json``) or an export
+        folder (``hyperparams.yaml``).
     device : str
+
+    Example
+    -------
+    >>> Classifier(getfixture("tmpdir"))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ... is neither a phase output folder ...
     """
 
     def __init__(self, model_folder, device="cpu"):
         folder = Path(model_folder)
         self.device = device
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model folder {folder} does not exist")
         if (save_folder_of(folder) / "model_spec.json").is_file():
             model = load_trained_model(folder, device=device)
             self.labels = model.labels
@@ -77,7 +101,14 @@ class Classifier:
             self.labels = encoder_labels(model.hparams.label_encoder)
 
             def posteriors(path):
-                out_prob, _, _, _ = model.classify_file(str(path))
+                try:
+                    wav = model.load_audio(str(path))
+                except Exception as error:
+                    raise RuntimeError(
+                        f"cannot read audio file {path}: {error}"
+                    ) from error
+                with torch.no_grad():
+                    out_prob, _, _, _ = model.classify_batch(wav[None])
                 return out_prob[0].exp().cpu()
 
         else:
@@ -89,6 +120,8 @@ class Classifier:
 
     def __call__(self, path, top_k=3):
         """``{"file", "label", "probabilities": {label: p}}`` (top k)."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
         probs = self._posteriors(path)
         order = torch.argsort(probs, descending=True)[:top_k]
         return {
@@ -105,10 +138,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help="phase output folder or export folder")
     parser.add_argument("paths", nargs="+", help="wav files or folders")
-    parser.add_argument("--json", action="store_true", help="JSON lines")
-    parser.add_argument("--top_k", type=int, default=3)
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per file"
+    )
+    parser.add_argument(
+        "--top_k", type=int, default=3, help="probabilities to show"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f"--top_k must be at least 1, got {args.top_k}")
     classify = Classifier(args.model, device=args.device)
     for path in audio_files(args.paths):
         result = classify(path, top_k=args.top_k)
@@ -123,4 +162,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
+        sys.exit(f"error: {error}")

@@ -90,10 +90,11 @@ def test_exported_student_predicts_like_the_recipe(pipeline_run, tmp_path):
 
     student = pipeline_run["folder"] / "student"
     export = export_model(student, tmp_path / "student_export")
-    checked, differ = verify_export(
+    report = verify_export(
         export,
         student / "test_predictions.csv",
         pipeline_run["folder"] / "manifests" / "test.csv",
         limit=40,
     )
-    assert checked == 40 and differ == []
+    assert report["n_clips"] == 40 and report["label_mismatches"] == []
+    assert report["posterior_mismatches"] == []
