@@ -191,6 +191,33 @@ def load_state(module, path, device="cpu", strict=True):
     return list(result.missing_keys), list(result.unexpected_keys)
 
 
+def read_phase_spec(phase_folder):
+    """Read the ``model_spec.json`` of a phase output folder.
+
+    Arguments
+    ---------
+    phase_folder : str or pathlib.Path
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> read_phase_spec(getfixture("tmpdir"))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...model_spec.json is missing: ...
+    """
+    spec_path = save_folder_of(phase_folder) / MODEL_SPEC_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(
+            f"{spec_path} is missing: {phase_folder} is not the output "
+            "folder of a speechbrain-kd training phase"
+        )
+    return read_model_spec(spec_path)
+
+
 def load_trained_model(phase_folder, device="cpu", key=None):
     """Rebuild the best model of a phase and load its weights.
 
@@ -230,13 +257,7 @@ def load_trained_model(phase_folder, device="cpu", key=None):
     torch.Size([2, 3])
     """
     save_folder = save_folder_of(phase_folder)
-    spec_path = save_folder / MODEL_SPEC_FILE
-    if not spec_path.is_file():
-        raise FileNotFoundError(
-            f"{spec_path} is missing: {phase_folder} is not the output "
-            "folder of a speechbrain-kd training phase"
-        )
-    spec = read_model_spec(spec_path)
+    spec = read_phase_spec(phase_folder)
     best = find_best_checkpoint(save_folder, key=key)
     modules = {}
     for name in MODEL_MODULES:

@@ -47,10 +47,11 @@ from speechbrain_kd.checkpoints import (
     MODEL_SPEC_FILE,
     find_best_checkpoint,
     load_state,
+    read_phase_spec,
     save_folder_of,
 )
 from speechbrain_kd.dataio import read_manifest
-from speechbrain_kd.models.spec import build_module, read_model_spec
+from speechbrain_kd.models.spec import build_module
 
 logger = logging.getLogger(__name__)
 
@@ -473,12 +474,7 @@ def export_model(
     """
     phase_folder, export_folder = Path(phase_folder), Path(export_folder)
     save = save_folder_of(phase_folder)
-    spec_path = save / MODEL_SPEC_FILE
-    if not spec_path.is_file():
-        raise FileNotFoundError(
-            f"{spec_path} is missing: {phase_folder} is not the output "
-            "folder of a speechbrain-kd training phase"
-        )
+    spec = read_phase_spec(phase_folder)
     if export_folder.exists() and not export_folder.is_dir():
         raise FileExistsError(f"{export_folder} exists and is not a folder")
     if export_folder.is_dir() and any(export_folder.iterdir()):
@@ -487,7 +483,6 @@ def export_model(
                 f"{export_folder} is not empty; pass --overwrite "
                 "(overwrite=True) to replace it"
             )
-    spec = read_model_spec(spec_path)
     _check_labels(spec, save / LABEL_ENCODER_FILE)
     best = find_best_checkpoint(phase_folder)
     export_folder.parent.mkdir(parents=True, exist_ok=True)
