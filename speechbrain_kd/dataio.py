@@ -113,20 +113,27 @@ def load_audio(path, sample_rate, channels):
 def crop(wav, n_samples, start=None, generator=None):
     """Cut ``n_samples`` from ``wav`` (``[time, ...]``) at ``start``.
 
-    A random start (torch's generator, seeded by SpeechBrain) is drawn when
-    ``start`` is None. A clip shorter than the crop is repeated (looped)
-    rather than zero-padded, so a crop always holds signal.
+    A random start is drawn when ``start`` is None, from ``generator`` or,
+    without one, from torch's global generator (the one SpeechBrain seeds),
+    so crops are reproducible under ``seed_everything``. A clip shorter than
+    the crop is repeated (looped) rather than zero-padded, so a crop always
+    holds signal and no silence teaches the model a shortcut.
 
     Arguments
     ---------
     wav : torch.Tensor
+        ``[time]`` or ``[time, ...]``.
     n_samples : int
+        Length of the crop, at least 1.
     start : int, optional
+        First sample; ``0 <= start <= len(wav) - n_samples``.
     generator : torch.Generator, optional
+        For the random start.
 
     Returns
     -------
     torch.Tensor
+        ``[n_samples, ...]``.
 
     Example
     -------
@@ -134,29 +141,54 @@ def crop(wav, n_samples, start=None, generator=None):
     tensor([3, 4, 5, 6])
     >>> crop(torch.arange(3), 7)
     tensor([0, 1, 2, 0, 1, 2, 0])
+    >>> g = torch.Generator().manual_seed(0)
+    >>> crop(torch.arange(100), 5, generator=g).shape
+    torch.Size([5])
     """
+    n_samples = int(n_samples)
+    if n_samples < 1:
+        raise ValueError(f"a crop needs at least 1 sample, got {n_samples}")
     length = wav.shape[0]
+    if length == 0:
+        raise ValueError("cannot crop an empty waveform")
     if length < n_samples:
+        if start not in (None, 0):
+            raise ValueError(
+                f"start={start} for a {n_samples}-sample crop of a "
+                f"{length}-sample clip: a short clip is looped from 0"
+            )
         repeats = -(-n_samples // length)
         return torch.cat([wav] * repeats)[:n_samples]
+    high = length - n_samples + 1
     if start is None:
-        high = length - n_samples + 1
         start = int(torch.randint(high, (), generator=generator))
+    elif not 0 <= start < high:
+        raise ValueError(
+            f"start={start} is outside [0, {high - 1}] for a {n_samples}-"
+            f"sample crop of a {length}-sample clip"
+        )
     return wav[start : start + n_samples]
 
 
-def audio_pipeline(sample_rate, channels, crop_seconds=None):
+def audio_pipeline(sample_rate, channels, crop_seconds=None, random_crop=True):
     """A SpeechBrain dynamic item: ``wav`` path -> ``sig`` ``[time, ch]``.
 
-    Loads, resamples and adapts channels; with ``crop_seconds`` a random
-    crop of that length is taken (training), without it the full clip
-    (evaluation).
+    Loads, resamples and adapts channels (:func:`load_audio`). With
+    ``crop_seconds`` a crop of that length is taken (:func:`crop`): at a
+    random start drawn from torch's generator (seeded by SpeechBrain) for
+    training, or from the middle of the clip with ``random_crop=False``.
+    Without ``crop_seconds`` the full clip is returned (evaluation).
 
     Arguments
     ---------
     sample_rate : int
+        Rate of ``sig``.
     channels : int
+        Channels of ``sig``.
     crop_seconds : float, optional
+        Crop length; None for the full clip.
+    random_crop : bool
+        Random (True) or centred (False) crops.
 
     Returns
     -------
@@ -175,17 +207,25 @@ def audio_pipeline(sample_rate, channels, crop_seconds=None):
     >>> data[0]["sig"].shape
     torch.Size([4000, 2])
     """
-    n_samples = (
-        None if crop_seconds is None else int(crop_seconds * sample_rate)
-    )
+    n_samples = None
+    if crop_seconds is not None:
+        n_samples = int(round(crop_seconds * sample_rate))
+        if n_samples < 1:
+            raise ValueError(
+                f"crop_seconds={crop_seconds} gives no sample at "
+                f"{sample_rate} Hz"
+            )
 
     @takes("wav")
     @provides("sig")
     def pipeline(wav):
         sig = load_audio(wav, sample_rate, channels)
-        if n_samples is not None:
-            sig = crop(sig, n_samples)
-        return sig
+        if n_samples is None:
+            return sig
+        start = None
+        if not random_crop:
+            start = max(sig.shape[0] - n_samples, 0) // 2
+        return crop(sig, n_samples, start=start)
 
     return pipeline
 

@@ -9,7 +9,14 @@ Works for the 2019 (48 kHz, binaural), 2020 Mobile (44.1 kHz mono, several
 devices) and 2022 Mobile (1-s clips, ``scene-city-location-segment-k-
 device.wav``) layouts, which share ``meta.csv`` and ``evaluation_setup/``.
 Every audio file is checked (readable, rate, channels, length); all the
-faults are reported in one error, or skipped and counted on request.
+faults are reported in one error, or skipped and counted on request. A
+file listed twice (in one fold file or in both) is an error, as is a fold
+entry that ``meta.csv`` lacks or labels with another scene.
+
+Skips the work when the manifests exist and ``prepare_opts.json`` records
+the same options and the same fingerprint of ``meta.csv`` and the fold
+files; redoes it otherwise. Call it through
+``speechbrain.utils.distributed.run_on_main`` in multi-process training.
 """
 
 import csv
@@ -39,6 +46,9 @@ FIELDS = [
     "channels",
 ]
 OPTIONS_FILE = "prepare_opts.json"
+# Bumped when the manifests a given set of options yields change, so that
+# manifests of an older version are redone rather than reused.
+FORMAT_VERSION = 2
 SPLITS = ("train", "valid", "test")
 
 
@@ -89,7 +99,10 @@ def prepare_dcase2019(
     """
     data_folder = Path(data_folder)
     save_folder = Path(save_folder)
+    if not 0 <= valid_ratio < 1:
+        raise ValueError(f"valid_ratio must be in [0, 1), got {valid_ratio}")
     options = {
+        "format_version": FORMAT_VERSION,
         "data_folder": str(data_folder.absolute()),
         "valid_ratio": valid_ratio,
         "seed": seed,
@@ -115,14 +128,20 @@ def prepare_dcase2019(
         return previous["counts"]
 
     meta = _read_meta(meta_file)
-    rows, bad = {}, []
+    rows, bad, seen = {}, [], {}
     for split, fold_file in fold_files.items():
         rows[split] = []
         for line, entry in _read_tsv(fold_file, ["filename", "scene_label"]):
-            rows[split].append(
-                _manifest_row(
-                    data_folder, meta, fold_file, line, entry, bad, options
+            where = f"{fold_file}, line {line}"
+            name = entry["filename"]
+            if name in seen:
+                # A clip on both sides (or twice on one) would leak.
+                raise ValueError(
+                    f"{where}: {name} is listed again (first at {seen[name]})"
                 )
+            seen[name] = where
+            rows[split].append(
+                _manifest_row(data_folder, meta, where, entry, bad, options)
             )
     if bad and not skip_bad_files:
         raise ValueError(
@@ -141,6 +160,9 @@ def prepare_dcase2019(
         rows["train"], valid_ratio, seed
     )
     save_folder.mkdir(parents=True, exist_ok=True)
+    # The options file vouches for the manifests: drop it first, so that a
+    # run interrupted while writing them is never taken as prepared.
+    (save_folder / OPTIONS_FILE).unlink(missing_ok=True)
     for split in SPLITS:
         _write_csv(save_folder / f"{split}.csv", rows[split])
     counts = {split: len(rows[split]) for split in SPLITS}
@@ -202,31 +224,35 @@ def _read_tsv(path, needed):
 def _read_meta(meta_file):
     meta = {}
     needed = ["filename", "scene_label", "identifier", "source_label"]
-    for _, row in _read_tsv(meta_file, needed):
+    for line, row in _read_tsv(meta_file, needed):
+        empty = [c for c in needed if not (row.get(c) or "").strip()]
+        if empty:
+            raise ValueError(
+                f"{meta_file}, line {line}: empty {empty} (is the file "
+                "tab-separated?)"
+            )
         meta[row["filename"]] = row
     return meta
 
 
-def _manifest_row(data_folder, meta, fold_file, line, entry, bad, options):
+def _manifest_row(data_folder, meta, where, entry, bad, options):
     """One manifest row, or None (with the fault appended to ``bad``)."""
     name = entry["filename"]
     if name not in meta:
         raise ValueError(
-            f"{fold_file}, line {line}: {name} is not listed in "
-            f"{data_folder / 'meta.csv'}"
+            f"{where}: {name} is not listed in {data_folder / 'meta.csv'}"
         )
     info = meta[name]
     if entry["scene_label"] != info["scene_label"]:
         raise ValueError(
-            f"{fold_file}, line {line}: scene {entry['scene_label']!r} of "
-            f"{name} differs from {info['scene_label']!r} in meta.csv"
+            f"{where}: scene {entry['scene_label']!r} of {name} differs "
+            f"from {info['scene_label']!r} in meta.csv"
         )
     path = (data_folder / name).absolute()
-    fault = _audio_fault(path, options)
+    audio, fault = _probe_audio(path, options)
     if fault:
         bad.append(f"{path}: {fault}")
         return None
-    audio = soundfile.info(str(path))
     identifier = info["identifier"]
     return {
         "ID": Path(name).stem,
@@ -241,38 +267,37 @@ def _manifest_row(data_folder, meta, fold_file, line, entry, bad, options):
     }
 
 
-def _audio_fault(path, options):
-    """What is wrong with an audio file, or None."""
+def _probe_audio(path, options):
+    """``(soundfile info, None)``, or ``(None, what is wrong)``."""
     if not path.is_file():
-        return "missing"
+        return None, "missing"
     try:
         audio = soundfile.info(str(path))
-    except Exception as error:
-        return f"unreadable ({error})"
-    if audio.frames == 0:
-        return "empty"
+    except Exception as error:  # reported with the file, never swallowed
+        return None, f"unreadable ({error})"
+    if audio.frames <= 0:
+        return None, "empty"
     rate, channels = options["sample_rate"], options["channels"]
     if rate is not None and audio.samplerate != rate:
-        return f"sample rate {audio.samplerate} Hz, expected {rate} Hz"
+        return None, f"sample rate {audio.samplerate} Hz, expected {rate} Hz"
     if channels is not None and audio.channels != channels:
-        return f"{audio.channels} channel(s), expected {channels}"
+        return None, f"{audio.channels} channel(s), expected {channels}"
     min_duration = options["min_duration"]
-    if min_duration and audio.frames / audio.samplerate < min_duration:
-        return (
-            f"{audio.frames / audio.samplerate:.2f} s long, shorter than "
-            f"{min_duration} s"
-        )
-    return None
+    seconds = audio.frames / audio.samplerate
+    if min_duration and seconds < min_duration:
+        return None, f"{seconds:.2f} s long, shorter than {min_duration} s"
+    return audio, None
 
 
 def _split_by_identifier(rows, valid_ratio, seed):
     """Hold out whole locations, about ``valid_ratio`` of the clips.
 
-    Locations are drawn scene by scene so that every scene with at least two
-    locations is represented on both sides.
+    Locations are drawn scene by scene (in a seeded random order): one is
+    taken when it brings the scene's held-out count nearer its share; a
+    scene that would get none gets its smallest location, so that every
+    scene with at least two locations is on both sides. A location is held
+    out everywhere it occurs, and every scene keeps one for training.
     """
-    if not 0 <= valid_ratio < 1:
-        raise ValueError(f"valid_ratio must be in [0, 1), got {valid_ratio}")
     by_scene = {}
     for row in rows:
         by_scene.setdefault(row["scene"], {}).setdefault(
@@ -285,15 +310,17 @@ def _split_by_identifier(rows, valid_ratio, seed):
         names = sorted(locations)
         rng.shuffle(names)
         target = valid_ratio * sum(len(v) for v in locations.values())
-        taken = 0
-        for name in names[:-1]:  # always leave one location for training
+        taken = sum(len(locations[n]) for n in names if n in held_out)
+        free = [n for n in names if n not in held_out]
+        chosen = []
+        for name in free[:-1]:  # always leave one location for training
             size = len(locations[name])
-            # Take a location only when it brings the count nearer the
-            # target.
-            if abs(taken + size - target) >= abs(taken - target):
-                continue
-            held_out.add(name)
-            taken += size
+            if abs(taken + size - target) < abs(taken - target):
+                chosen.append(name)
+                taken += size
+        if valid_ratio > 0 and taken == 0 and len(free) > 1:
+            chosen.append(min(free, key=lambda n: len(locations[n])))
+        held_out.update(chosen)
     # Grouped by identifier: a location is on one side only.
     train = [r for r in rows if r["identifier"] not in held_out]
     valid = [r for r in rows if r["identifier"] in held_out]
@@ -302,8 +329,12 @@ def _split_by_identifier(rows, valid_ratio, seed):
 
 def _write_csv(path, rows):
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

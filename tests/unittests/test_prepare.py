@@ -1,6 +1,7 @@
 """Data prep on the three TAU layouts, including bad and missing files."""
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,103 @@ def test_file_absent_from_meta_is_named(tmp_path):
     meta.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=f"{dropped} is not listed"):
         prepare_dcase2019(data, tmp_path / "out")
+
+
+def test_manifest_columns_and_2022_sub_segment_ids(tmp_path):
+    data = make_layout(tmp_path / "data", "2022")
+    prepare_dcase2019(data, tmp_path / "out", valid_ratio=0.3)
+    with open(tmp_path / "out" / "test.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == [
+        "ID",
+        "duration",
+        "wav",
+        "scene",
+        "identifier",
+        "city",
+        "device",
+        "sample_rate",
+        "channels",
+    ]
+    row = read(tmp_path / "out" / "test.csv")[0]
+    assert row["ID"] == "airport-lyon-0-0-0-a"
+    assert float(row["duration"]) == pytest.approx(0.1, abs=1e-3)
+    assert row["channels"] == "1" and row["device"] == "a"
+
+
+def test_valid_split_is_seeded_and_near_the_ratio(tmp_path):
+    data = make_layout(tmp_path / "data", "2019", n_locations=11)
+    splits = []
+    for seed in range(4):
+        out = tmp_path / f"out{seed}"
+        prepare_dcase2019(data, out, valid_ratio=0.2, seed=seed)
+        splits.append(sorted(r["ID"] for r in read(out / "valid.csv")))
+    prepare_dcase2019(data, tmp_path / "again", valid_ratio=0.2, seed=0)
+    again = sorted(r["ID"] for r in read(tmp_path / "again" / "valid.csv"))
+    assert again == splits[0]
+    assert len({tuple(s) for s in splits}) > 1
+    # 10 training locations of 3 clips per scene: 2 of them held out.
+    assert all(len(s) == 3 * 2 * len(SCENES) for s in splits)
+
+
+def test_every_scene_is_in_valid_even_with_a_tiny_ratio(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    prepare_dcase2019(data, tmp_path / "out", valid_ratio=0.01)
+    valid = read(tmp_path / "out" / "valid.csv")
+    train = read(tmp_path / "out" / "train.csv")
+    assert {r["scene"] for r in valid} == set(SCENES)
+    assert {r["scene"] for r in train} == set(SCENES)
+    assert len(valid) == 3 * len(SCENES)  # one location per scene
+    with pytest.raises(ValueError, match="valid_ratio must be in"):
+        prepare_dcase2019(data, tmp_path / "out", valid_ratio=1.0)
+
+
+def test_skipped_files_are_counted_in_the_options_file(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    (data / "audio" / "bus-lyon-1-0-a.wav").unlink()
+    out = tmp_path / "out"
+    prepare_dcase2019(data, out, skip_bad_files=True)
+    saved = json.loads((out / "prepare_opts.json").read_text())
+    assert saved["counts"]["skipped"] == 1
+    assert "bus-lyon-1-0-a.wav: missing" in saved["bad_files"][0]
+    assert saved["options"]["skip_bad_files"] is True
+
+
+def test_interrupted_run_is_not_taken_as_prepared(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    out = tmp_path / "out"
+    prepare_dcase2019(data, out, valid_ratio=0.3)
+    (out / "prepare_opts.json").unlink()  # as if killed while writing
+    (out / "train.csv").write_text("half")
+    prepare_dcase2019(data, out, valid_ratio=0.3)
+    assert (out / "train.csv").read_text().startswith("ID,duration")
+
+
+def test_missing_meta_and_short_files_are_named(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    with pytest.raises(ValueError, match="shorter than 0.5 s"):
+        prepare_dcase2019(data, tmp_path / "out", min_duration=0.5)
+    (data / "meta.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="meta.csv is missing"):
+        prepare_dcase2019(data, tmp_path / "out")
+
+
+def test_file_listed_twice_is_refused(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    train = data / "evaluation_setup" / "fold1_train.csv"
+    evaluate = data / "evaluation_setup" / "fold1_evaluate.csv"
+    leaked = train.read_text().splitlines()[1]
+    evaluate.write_text(evaluate.read_text() + leaked + "\n")
+    with pytest.raises(ValueError, match="is listed again"):
+        prepare_dcase2019(data, tmp_path / "out")
+
+
+def test_runs_through_run_on_main(tmp_path):
+    from speechbrain.utils.distributed import run_on_main
+
+    data = make_layout(tmp_path / "data", "2020")
+    run_on_main(
+        prepare_dcase2019,
+        kwargs={"data_folder": data, "save_folder": tmp_path / "out"},
+    )
+    assert len(read(tmp_path / "out" / "test.csv")) == 9
