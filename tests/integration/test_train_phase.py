@@ -72,6 +72,15 @@ def test_wrong_class_count_is_named(tiny_demo, tmp_path):
     assert "n_classes=7" in result.stdout + result.stderr
 
 
+def free_port():
+    """A loopback port nobody listens on (avoids rendezvous collisions)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_processes_with_torchrun(tiny_demo, tmp_path):
     """DDP on the CPU (gloo): BatchNorm stays per process, no SyncBatchNorm."""
     out = tmp_path / "ddp"
@@ -80,7 +89,9 @@ def test_two_processes_with_torchrun(tiny_demo, tmp_path):
         [
             "-m",
             "torch.distributed.run",
-            "--standalone",
+            "--nnodes=1",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint=127.0.0.1:{free_port()}",
             "--nproc_per_node=2",
             *args,
             "--device=cpu",
