@@ -330,7 +330,7 @@ def write_confusing_pairs(path, pairs, labels, source=None, top_k=None):
     ]
     if entries:
         checked = parse_pairs(entries, labels)
-        for entry, pair in zip(entries, checked):
+        for entry, pair in zip(entries, checked, strict=True):
             entry["pair"] = pair
     if top_k is None:
         top_k = len(entries)

@@ -295,7 +295,9 @@ class SceneClassificationBrain(sb.Brain):
             in_pairs = {labels.index(s) for p in pairs.values() for s in p}
             hits = [
                 int(t == p)
-                for t, p in zip(targets.tolist(), predictions.tolist())
+                for t, p in zip(
+                    targets.tolist(), predictions.tolist(), strict=True
+                )
                 if t in in_pairs
             ]
             report["pair_accuracy"] = sum(hits) / max(len(hits), 1)
@@ -367,7 +369,10 @@ class SceneClassificationBrain(sb.Brain):
             writer = csv.writer(f)
             writer.writerow(["ID", "target", "prediction"] + labels)
             for clip_id, target, row in zip(
-                self._records["ids"], self._targets.tolist(), probs.tolist()
+                self._records["ids"],
+                self._targets.tolist(),
+                probs.tolist(),
+                strict=True,
             ):
                 best = max(range(len(row)), key=row.__getitem__)
                 writer.writerow(

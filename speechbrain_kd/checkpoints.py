@@ -314,6 +314,8 @@ def init_from_phase(phase_folder, modules, device="cpu", key=None):
     True
     """
     best = find_best_checkpoint(phase_folder, key=key)
+    spec_path = save_folder_of(phase_folder) / MODEL_SPEC_FILE
+    spec = read_model_spec(spec_path) if spec_path.is_file() else {}
     kept = {}
     for name, module in modules.items():
         if name not in best.paramfiles:
@@ -321,9 +323,26 @@ def init_from_phase(phase_folder, modules, device="cpu", key=None):
                 f"cannot initialise '{name}': checkpoint {best.path} has no "
                 f"{name}.ckpt"
             )
-        missing, _ = load_state(
-            module, best.paramfiles[name], device=device, strict=False
-        )
+        source_class = spec.get(name, {}).get("class", "")
+        if source_class and source_class.rpartition(".")[2] != type(
+            module
+        ).__name__:
+            raise ValueError(
+                f"cannot initialise '{name}' ({type(module).__name__}) from "
+                f"{phase_folder}, which holds a {source_class}: start from "
+                "scratch (--init_from=null) or from a phase of the same "
+                "model family"
+            )
+        try:
+            missing, _ = load_state(
+                module, best.paramfiles[name], device=device, strict=False
+            )
+        except RuntimeError as error:  # shapes differ: other sizes
+            raise ValueError(
+                f"cannot initialise '{name}' from {best.path}: the sizes "
+                f"differ ({error}); start from scratch (--init_from=null) or "
+                "from a phase with the same model options"
+            ) from error
         kept[name] = missing
     logger.info("Initialised %s from %s", sorted(modules), best.path)
     return kept

@@ -86,6 +86,8 @@ def load_or_create_label_encoder(path, labels):
     if not path.is_file() or not encoder.load_if_possible(path):
         raise FileNotFoundError(f"could not read the label encoder {path}")
     found = encoder_labels(encoder)
+    # Checked here; also silences SpeechBrain's "expect_len" warning.
+    encoder.expect_len(len(found))
     if found != wanted:
         raise ValueError(
             f"{path} holds labels {found} but the data has {wanted}: the "
@@ -93,3 +95,43 @@ def load_or_create_label_encoder(path, labels):
             "--output_folder or delete the file"
         )
     return encoder
+
+
+def n_classes_for(labels, n_classes=None, source="the training manifest"):
+    """Return the number of classes: that of ``labels``, checked.
+
+    Arguments
+    ---------
+    labels : list of str
+        The labels the data holds.
+    n_classes : int, optional
+        A number asked for explicitly (``--n_classes``); ``None``: take it
+        from the data.
+    source : str
+        Where the labels come from (named in the error).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        When ``n_classes`` disagrees with the data.
+
+    Example
+    -------
+    >>> n_classes_for(["bus", "park"])
+    2
+    >>> n_classes_for(["bus", "park"], n_classes=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_classes=10 was asked for, but the training manifest has 2...
+    """
+    if n_classes is None or n_classes == len(labels):
+        return len(labels)
+    raise ValueError(
+        f"n_classes={n_classes} was asked for, but {source} has "
+        f"{len(labels)} scenes {list(labels)}: drop --n_classes (it follows "
+        "the data) or point --data_folder at the data you meant"
+    )

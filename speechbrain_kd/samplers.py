@@ -357,6 +357,7 @@ class PairFocusedBatchSampler(Sampler):
         for t, o in zip(
             torch.tensor_split(targets, self.n_batches),
             torch.tensor_split(others, self.n_batches),
+            strict=True,
         ):
             batch = torch.cat([t, o])
             # Mixed order: nothing downstream (mixup partners, say) may

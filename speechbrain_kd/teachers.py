@@ -85,10 +85,11 @@ class TeacherEnsemble(torch.nn.Module):
         self.sample_rate = int(models[0].sample_rate)
         self.checkpoints = {
             name: None if model.checkpoint is None else Path(model.checkpoint)
-            for name, model in zip(self.names, models)
+            for name, model in zip(self.names, models, strict=True)
         }
         self.specs = {
-            name: model.spec for name, model in zip(self.names, models)
+            name: model.spec
+            for name, model in zip(self.names, models, strict=True)
         }
         self.embedding_models = torch.nn.ModuleList(
             model.embedding_model for model in models
@@ -100,7 +101,7 @@ class TeacherEnsemble(torch.nn.Module):
         # held in memory, even if a checkpoint file is replaced later.
         self._weight_digests = {
             name: _weights_digest(model)
-            for name, model in zip(self.names, models)
+            for name, model in zip(self.names, models, strict=True)
         }
         self.requires_grad_(False)
         super().train(False)
@@ -206,7 +207,7 @@ class TeacherEnsemble(torch.nn.Module):
             [
                 classifier(embedding(wavs, lengths)).float()
                 for embedding, classifier in zip(
-                    self.embedding_models, self.classifiers
+                    self.embedding_models, self.classifiers, strict=True
                 )
             ]
         )
@@ -250,7 +251,7 @@ def _check_agreement(names, models, folders, student_labels):
     """Refuse teachers whose labels or rates differ (naming the folders)."""
     if student_labels is not None:
         student_labels = [str(label) for label in student_labels]
-        for name, model in zip(names, models):
+        for name, model in zip(names, models, strict=True):
             if list(model.labels) != student_labels:
                 raise ValueError(
                     f"teacher {name!r} ({folders[name]}) has labels "
@@ -259,7 +260,7 @@ def _check_agreement(names, models, folders, student_labels):
                     "one label set in one order"
                 )
     first = names[0]
-    for name, model in zip(names, models):
+    for name, model in zip(names, models, strict=True):
         if list(model.labels) != list(models[0].labels):
             raise ValueError(
                 f"teacher {name!r} ({folders[name]}) has labels "

@@ -51,6 +51,47 @@ def pipeline_args(data_folder, output_folder, *extra):
     ]
 
 
+def relabelled_copy(source, target, names):
+    """A TAU-layout copy of ``source`` with only some scenes, renamed.
+
+    ``names`` maps a scene of ``source`` to its new name; the wav files are
+    linked, and renamed like TAU files (``<scene>-<city>-...``).
+    """
+    target = Path(target)
+    (target / "audio").mkdir(parents=True)
+    (target / "evaluation_setup").mkdir()
+
+    def rename(filename):
+        scene, _, rest = Path(filename).name.partition("-")
+        return f"audio/{names[scene]}-{rest}"
+
+    def keep(filename):
+        return Path(filename).name.partition("-")[0] in names
+
+    for rel in [
+        "meta.csv",
+        *(
+            f"evaluation_setup/fold1_{s}.csv"
+            for s in ("train", "evaluate", "test")
+        ),
+    ]:
+        lines = (Path(source) / rel).read_text().splitlines()
+        out = [lines[0]]
+        for line in lines[1:]:
+            fields = line.split("\t")
+            if not keep(fields[0]):
+                continue
+            old = fields[0]
+            fields[0] = rename(old)
+            if len(fields) > 1:
+                fields[1] = names[fields[1]]
+            out.append("\t".join(fields))
+            if rel == "meta.csv":
+                os.link(Path(source) / old, target / fields[0])
+        (target / rel).write_text("\n".join(out) + "\n")
+    return target
+
+
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory):
     """A tiny synthetic TAU-layout dataset (generated once per session)."""

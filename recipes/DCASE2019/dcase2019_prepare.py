@@ -93,7 +93,7 @@ def prepare_dcase2019(
     -------
     >>> from speechbrain_kd.demo_data import generate_demo_dataset
     >>> tmp = getfixture("tmpdir")
-    >>> data = generate_demo_dataset(tmp + "/data", 8, 0.5, 8000)
+    >>> data = generate_demo_dataset(tmp + "/data", 8, 1.0, 8000)
     >>> prepare_dcase2019(data, tmp + "/manifests", valid_ratio=0.2)
     {'train': 50, 'valid': 10, 'test': 20, 'skipped': 0}
     """

@@ -27,12 +27,15 @@ minutes on 2 CPU cores (the default when no ``--data_folder`` is given).
 """
 
 import argparse
+import difflib
 import hashlib
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,10 +46,24 @@ from speechbrain_kd.analysis import (
     read_confusing_pairs,
     write_json_atomic,
 )
+from speechbrain_kd.models import family_overrides, known_families
 
 RECIPE = Path(__file__).resolve().parent
 HPARAMS = RECIPE / "hparams"
+PHASE_YAMLS = {
+    "baseline": "baseline.yaml",
+    "specialist": "specialist.yaml",
+    "ensemble": "ensemble.yaml",
+    "distill": "distill.yaml",
+}
+# Sections of a preset besides the phases: "all" (every phase that has the
+# key) and "models" (the options of each model family).
+PRESET_SECTIONS = ("all", "models", *PHASE_YAMLS)
 logger = logging.getLogger("pipeline")
+
+
+class PhaseFailed(Exception):
+    """A phase's script ended with an error (its own message is shown)."""
 
 
 def yaml_keys(hparams_file):
@@ -55,14 +72,134 @@ def yaml_keys(hparams_file):
     return set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))
 
 
+def yaml_default(hparams_file, key):
+    """The value a HyperPyYAML file gives a plain top-level ``key``."""
+    text = Path(hparams_file).read_text(encoding="utf-8")
+    found = re.search(rf"^{key}:[ \t]*([^#\n]*)", text, flags=re.MULTILINE)
+    return yaml.safe_load(found.group(1)) if found else None
+
+
+def phase_keys():
+    """``{phase: its top-level keys}`` for every phase YAML."""
+    return {
+        phase: yaml_keys(HPARAMS / name) for phase, name in PHASE_YAMLS.items()
+    }
+
+
+def unknown_key_message(key, known, where):
+    """Say that ``key`` is not a setting of ``where``, with the closest."""
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{key!r} is not a setting of {where}{hint}"
+
+
+def check_preset(preset, path):
+    """Refuse a preset section or key that no phase reads.
+
+    Example
+    -------
+    >>> check_preset({"all": {"batch_size": 8}}, "p.yaml")
+    >>> check_preset({"distill": {"top_k_pairs": 2}}, "p.yaml")
+    Traceback (most recent call last):
+    ...
+    SystemExit: p.yaml[distill]: 'top_k_pairs' is not a setting of ...
+    """
+    keys = phase_keys()
+    for section, values in preset.items():
+        if section not in PRESET_SECTIONS:
+            raise SystemExit(
+                f"{path}: unknown section {section!r}; a preset has "
+                f"{', '.join(PRESET_SECTIONS)}"
+            )
+        if not isinstance(values, dict):
+            raise SystemExit(f"{path}[{section}] must be a mapping")
+        if section == "models":
+            for family, options in values.items():
+                try:
+                    family_overrides(family, options)
+                except ValueError as error:
+                    raise SystemExit(f"{path}[models]: {error}") from None
+            continue
+        known = (
+            set().union(*keys.values()) if section == "all" else keys[section]
+        )
+        for key in values:
+            if key not in known:
+                where = "any phase" if section == "all" else section
+                raise SystemExit(
+                    f"{path}[{section}]: "
+                    + unknown_key_message(key, known, where)
+                )
+
+
 def load_preset(name):
-    """Read ``hparams/presets/<name>.yaml``: ``all`` plus per-phase keys."""
+    """Read and check ``hparams/presets/<name>.yaml`` (see ``check_preset``)."""
     path = HPARAMS / "presets" / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (HPARAMS / "presets").glob("*.yaml"))
         raise SystemExit(f"unknown preset {name!r}; choose one of {known}")
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+        preset = yaml.safe_load(f) or {}
+    check_preset(preset, path)
+    return preset
+
+
+def check_overrides(overrides):
+    """Refuse a command-line setting that no phase has (a typo, say)."""
+    known = set().union(*phase_keys().values())
+    for key in overrides:
+        if key not in known:
+            raise SystemExit(
+                f"--{key}: " + unknown_key_message(key, known, "any phase")
+            )
+
+
+def _copy_stream(source, sink, tail):
+    """Copy a child's output to ours as it comes; keep its last bytes."""
+    while chunk := os.read(source.fileno(), 65536):
+        sink.buffer.write(chunk)
+        sink.flush()
+        tail[0] = (tail[0] + chunk)[-20000:]
+
+
+def run_step(name, command, log_file=None, cwd=None):
+    """Run one step's script; on failure raise :class:`PhaseFailed`.
+
+    Its output goes to the console as it comes; the last lines of it are
+    kept so that the failure names the step's own error (SpeechBrain logs
+    a phase's uncaught exception to standard output).
+    """
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    tails = {"stdout": [b""], "stderr": [b""]}
+    copiers = [
+        threading.Thread(
+            target=_copy_stream,
+            args=(getattr(process, name), getattr(sys, name), tails[name]),
+        )
+        for name in tails
+    ]
+    for copier in copiers:
+        copier.start()
+    for copier in copiers:
+        copier.join()
+    process.wait()
+    if process.returncode == 0:
+        return
+    text = b"\n".join(tail[0] for tail in tails.values())
+    lines = [
+        line.strip()
+        for line in text.decode(errors="replace").splitlines()
+        if line.strip()
+    ]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exit)", line)]
+    message = (errors or lines or ["(no message)"])[-1]
+    where = f"\n  its log: {log_file}" if log_file else ""
+    raise PhaseFailed(
+        f"[pipeline] {name} failed (exit code {process.returncode}): "
+        f"{message}{where}"
+    )
 
 
 def parse_extra(extra):
@@ -103,9 +240,59 @@ class Pipeline:
         self.data_folder = Path(args.data_folder).absolute()
         self.preset = load_preset(args.preset)
         self.preset_name = args.preset
+        check_overrides(overrides)
         self.overrides = overrides
         self.run_opts = run_opts
+        self.student_model = args.student_model
+        self.student_model_options = args.student_model_options
+        for family in (overrides.get("model"), args.student_model):
+            if family is not None and family not in known_families():
+                raise SystemExit(
+                    f"unknown model family {family!r}; known: "
+                    f"{', '.join(known_families())}"
+                )
         self.timings = {}
+
+    def model_of(self, phase):
+        """The model family and options of a phase (``None`` if it has none).
+
+        Teachers (baseline, specialists) use ``--model`` and
+        ``--model_options``; the student uses ``--student_model`` and
+        ``--student_model_options`` where given, else the same. A preset's
+        ``models`` section gives each family's options, which the command
+        line's update.
+        """
+        yaml_file = HPARAMS / PHASE_YAMLS[phase]
+        if "model" not in yaml_keys(yaml_file):
+            return None
+        merged = {}
+        for source in (
+            self.preset.get("all", {}),
+            self.preset.get(phase, {}),
+            self.overrides,
+        ):
+            merged.update({k: v for k, v in source.items() if k in ("model",)})
+        family = merged.get("model") or yaml_default(yaml_file, "model")
+        options = {}
+        for source in (self.preset.get("all", {}), self.preset.get(phase, {})):
+            options.update(source.get("model_options") or {})
+        given = self.overrides.get("model_options") or {}
+        student_own = phase == "distill" and (
+            self.student_model or self.student_model_options
+        )
+        if student_own:
+            family = self.student_model or family
+            given = self.student_model_options or {}
+        options = {
+            **self.preset.get("models", {}).get(family, {}),
+            **options,
+            **given,
+        }
+        try:
+            family_overrides(family, options)
+        except ValueError as error:
+            raise SystemExit(f"{phase}: {error}") from None
+        return family, options
 
     def phase_overrides(self, phase_yaml, phase, **extra):
         """Preset, then command line, then the phase's wiring."""
@@ -117,6 +304,9 @@ class Pipeline:
             self.overrides,
         ):
             merged.update({k: v for k, v in source.items() if k in keys})
+        model = self.model_of(phase)
+        if model is not None:
+            merged.update(model=model[0], model_options=model[1])
         merged.update(
             data_folder=str(self.data_folder),
             prepare_folder=str(self.output / "manifests"),
@@ -154,7 +344,7 @@ class Pipeline:
         command += self.run_opts
         print(f"[pipeline] {name}: {' '.join(command)}", flush=True)
         start = time.time()
-        subprocess.run(command, check=True, cwd=RECIPE)
+        run_step(name, command, log_file=folder / "log.txt", cwd=RECIPE)
         seconds = time.time() - start
         self.timings[name] = seconds
         write_json_atomic(
@@ -176,14 +366,14 @@ class Pipeline:
             "top_k_pairs",
             self.preset.get("specialist", {}).get("top_k_pairs", 2),
         )
-        subprocess.run(
+        run_step(
+            "confusing pairs",
             [
                 sys.executable,
                 str(RECIPE / "find_confusing_pairs.py"),
                 str(baseline),
                 f"--top_k={top_k}",
             ],
-            check=True,
         )
         self.timings["confusing_pairs"] = time.time() - start
         pairs = [
@@ -209,13 +399,21 @@ class Pipeline:
             output_folder=str(out / "ensemble"),
             teacher_folders=teachers,
         )
+        # The student starts from the baseline when it has its architecture.
+        same_model = self.model_of("distill") == self.model_of("baseline")
+        if not same_model:
+            print(
+                "[pipeline] distill: the student's model differs from the "
+                "baseline's, so it starts from scratch",
+                flush=True,
+            )
         student = self.run_phase(
             "distill",
             "distill.yaml",
             "test_results.json",
             output_folder=str(out / "student"),
             teacher_folders=teachers,
-            init_from=str(baseline),
+            init_from=str(baseline) if same_model else None,
         )
         return self.summarize(baseline, pairs, specialists, ensemble, student)
 
@@ -239,7 +437,7 @@ class Pipeline:
         }
         matrices = {"baseline": base["confusion_matrix"]}
         highlights = {}
-        for pair, folder in zip(pairs, specialists):
+        for pair, folder in zip(pairs, specialists, strict=True):
             spec = results(folder)
             name = "-".join(pair)
             summary["specialists"].append(
@@ -307,6 +505,17 @@ def main(argv=None):
         default=None,
         help="paper or demo (default: demo without --data_folder, else paper)",
     )
+    parser.add_argument(
+        "--student_model",
+        default=None,
+        help="the student's model family (default: that of --model)",
+    )
+    parser.add_argument(
+        "--student_model_options",
+        default=None,
+        type=yaml_mapping,
+        help='the student\'s model options, e.g. "{n_mels: 40}"',
+    )
     args, extra = parser.parse_known_args(argv)
     overrides, run_opts = parse_extra(extra)
     if args.data_folder is None:
@@ -316,7 +525,22 @@ def main(argv=None):
         generate_demo_dataset(args.data_folder)
         args.preset = args.preset or "demo"
     args.preset = args.preset or "paper"
-    Pipeline(args, overrides, run_opts).run()
+    try:
+        Pipeline(args, overrides, run_opts).run()
+    except PhaseFailed as failure:
+        print(failure, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def yaml_mapping(text):
+    """Parse a command-line YAML mapping (``"{n_mels: 40}"``)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"not YAML: {error}") from None
+    if value is not None and not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a mapping: {text!r}")
+    return value
 
 
 if __name__ == "__main__":

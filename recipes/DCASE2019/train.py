@@ -18,6 +18,7 @@ posteriors of its teachers. A specialist YAML without ``target_pair`` trains
 one specialist per pair of ``confusing_pairs_file`` in one command.
 """
 
+import csv
 import logging
 import sys
 from pathlib import Path
@@ -33,7 +34,13 @@ from speechbrain_kd.analysis import read_confusing_pairs
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
 from speechbrain_kd.dataio import audio_pipeline, load_audio
-from speechbrain_kd.labels import encoder_labels, load_or_create_label_encoder
+from speechbrain_kd.hparams_preview import preview_hparams
+from speechbrain_kd.labels import (
+    encoder_labels,
+    load_or_create_label_encoder,
+    n_classes_for,
+)
+from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 
 logger = logging.getLogger(__name__)
@@ -159,33 +166,49 @@ def soft_labels_for(hparams, run_opts, manifests):
     )
 
 
-def run_phase(hparams_file, run_opts, overrides):
-    """Train (unless the phase only evaluates) and evaluate one model."""
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+def prepare_data(settings):
+    """Write the manifests (once, on the main process); return the labels.
+
+    ``settings`` are the phase's plain settings (:func:`preview_hparams`):
+    the models are built only once the data says how many scenes it has.
+    """
     run_on_main(
         prepare_dcase2019,
         kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
-            "valid_ratio": hparams["valid_ratio"],
-            "seed": hparams["seed"],
-            "skip_bad_files": hparams["skip_bad_files"],
+            "data_folder": settings["data_folder"],
+            "save_folder": settings["prepare_folder"],
+            "valid_ratio": settings["valid_ratio"],
+            "seed": settings["seed"],
+            "skip_bad_files": settings["skip_bad_files"],
         },
     )
+    train_csv = Path(settings["prepare_folder"]) / "train.csv"
+    with open(train_csv, newline="", encoding="utf-8") as f:
+        return sorted({row["scene"] for row in csv.DictReader(f)})
+
+
+def run_phase(hparams_file, run_opts, overrides):
+    """Train (unless the phase only evaluates) and evaluate one model."""
+    settings = preview_hparams(hparams_file, overrides)
+    if settings.get("model") is not None:  # fail before preparing data
+        family_overrides(settings["model"], settings.get("model_options"))
+    sb.create_experiment_directory(
+        experiment_directory=settings["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    labels = prepare_data(settings)
+    overrides = dict(
+        overrides,
+        n_classes=n_classes_for(
+            labels,
+            settings["n_classes"],
+            source=f"{settings['prepare_folder']}/train.csv",
+        ),
+    )
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
     datasets, manifests = dataio_prep(hparams)
-    labels = encoder_labels(hparams["label_encoder"])
-    if hparams["n_classes"] != len(labels):
-        raise ValueError(
-            f"n_classes={hparams['n_classes']} but the training manifest "
-            f"has {len(labels)} scenes {labels}: set --n_classes="
-            f"{len(labels)}"
-        )
     modules = hparams["modules"]
     phase = hparams["phase"]
     brain_class = SceneClassificationBrain
@@ -248,8 +271,7 @@ def train_loader_kwargs(hparams, datasets):
 
 def specialist_overrides(hparams_file, overrides):
     """One set of overrides per pair when no ``target_pair`` is given."""
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams = preview_hparams(hparams_file, overrides)
     if hparams["phase"] != "specialist" or hparams.get("target_pair"):
         return [overrides]
     pairs = read_confusing_pairs(hparams["confusing_pairs_file"])

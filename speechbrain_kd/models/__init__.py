@@ -7,6 +7,12 @@ that :mod:`speechbrain_kd.models.spec` can rebuild it.
 """
 
 from speechbrain_kd.models.classifier import SceneClassifier
+from speechbrain_kd.models.families import (
+    build_family,
+    family_module,
+    family_overrides,
+    known_families,
+)
 from speechbrain_kd.models.logmel_cnn import LogMelCNN
 from speechbrain_kd.models.pooling import (
     GlobalAvgMaxPooling,
@@ -28,7 +34,11 @@ __all__ = [
     "ResidualBlock",
     "SceneClassifier",
     "SelfMultiHeadAttentionPooling",
+    "build_family",
     "build_module",
+    "family_module",
+    "family_overrides",
+    "known_families",
     "make_pooling",
     "module_spec",
     "read_model_spec",

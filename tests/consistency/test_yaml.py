@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pipeline import yaml_keys
+from pipeline import check_preset, yaml_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "DCASE2019"
@@ -48,13 +48,23 @@ def test_every_key_is_used(path):
 @pytest.mark.parametrize(
     "path", sorted((RECIPE / "hparams" / "presets").glob("*.yaml"))
 )
-def test_preset_keys_exist_in_some_phase(path):
+def test_presets_name_only_settings_a_phase_reads(path):
+    # The pipeline's own check: it refuses such a preset before any work.
     import yaml
 
-    preset = yaml.safe_load(path.read_text())
-    phase_keys = {p.stem: set(top_level_keys(p)) for p in PHASE_YAMLS}
-    all_keys = set().union(*phase_keys.values())
-    for section, values in preset.items():
-        known = all_keys if section == "all" else phase_keys[section]
-        unknown = set(values or {}) - known
-        assert not unknown, f"{path.name}[{section}]: unknown {unknown}"
+    check_preset(yaml.safe_load(path.read_text()), path)
+
+
+@pytest.mark.parametrize(
+    "preset, message",
+    [
+        ({"all": {"numbr_of_epochs": 3}}, "did you mean 'number_of_epochs'"),
+        ({"distill": {"top_k_pairs": 2}}, "not a setting of distill"),
+        ({"models": {"cnn14": {}}}, "unknown model family 'cnn14'"),
+        ({"models": {"logmel_cnn": {"pool_size": 2}}}, "no setting"),
+        ({"phase_two": {}}, "unknown section 'phase_two'"),
+    ],
+)
+def test_a_preset_key_no_phase_reads_is_refused(preset, message):
+    with pytest.raises(SystemExit, match=message):
+        check_preset(preset, "p.yaml")

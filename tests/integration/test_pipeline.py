@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.conftest import pipeline_args, run_script
+from tests.conftest import pipeline_args, relabelled_copy, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +98,102 @@ def test_exported_student_predicts_like_the_recipe(pipeline_run, tmp_path):
     )
     assert report["n_clips"] == 40 and report["label_mismatches"] == []
     assert report["posterior_mismatches"] == []
+
+
+# Four scenes whose names are not DCASE scenes: the label set comes from
+# the data, and teachers of one model family teach a student of the other.
+OTHER_SCENES = {
+    "airport": "concourse",
+    "shopping_mall": "arcade",
+    "park": "meadow",
+    "bus": "coach",
+}
+
+
+@pytest.fixture(scope="module")
+def other_labels_mixed_families(tiny_demo, tmp_path_factory):
+    root = tmp_path_factory.mktemp("other_labels")
+    data = relabelled_copy(tiny_demo, root / "data", OTHER_SCENES)
+    out = root / "out"
+    result = run_script(
+        pipeline_args(
+            data, out, "--model=logmel_cnn", "--student_model=raw_waveform_cnn"
+        )
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    return {"folder": out, "summary": summary, "stdout": result.stdout}
+
+
+def test_label_set_comes_from_the_data(other_labels_mixed_families):
+    run = other_labels_mixed_families
+    labels = sorted(OTHER_SCENES.values())
+    assert run["summary"]["labels"] == labels
+    for phase in ("baseline", "student"):
+        spec = json.loads(
+            (run["folder"] / phase / "save" / "model_spec.json").read_text()
+        )
+        assert spec["labels"] == labels
+        assert spec["classifier"]["config"]["n_classes"] == 4
+    for spec in run["summary"]["specialists"]:
+        assert set(spec["pair"]) <= set(labels)
+    # Four balanced scenes: chance is 25 %.
+    assert run["summary"]["baseline"]["accuracy"] > 0.4
+
+
+def test_teachers_of_one_family_teach_a_student_of_the_other(
+    other_labels_mixed_families,
+):
+    run = other_labels_mixed_families
+    classes = {}
+    for phase in (
+        "baseline",
+        "student",
+        *(
+            f"specialists/{'-'.join(s['pair'])}"
+            for s in run["summary"]["specialists"]
+        ),
+    ):
+        spec = json.loads(
+            (run["folder"] / phase / "save" / "model_spec.json").read_text()
+        )
+        classes[phase] = spec["embedding_model"]["class"].rpartition(".")[2]
+    assert classes.pop("student") == "RawWaveformCNN"
+    assert set(classes.values()) == {"LogMelCNN"}
+    assert "starts from scratch" in run["stdout"]
+    assert run["summary"]["student"]["accuracy"] > 0.4
+
+
+def test_a_failing_phase_shows_its_own_error(tiny_demo, tmp_path):
+    result = run_script(
+        pipeline_args(tiny_demo, tmp_path / "out", "--n_classes=7"),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "n_classes=7 was asked for" in result.stderr
+    assert "[pipeline] baseline failed" in result.stderr
+    assert f"its log: {tmp_path / 'out' / 'baseline' / 'log.txt'}" in (
+        result.stderr
+    )
+    # The phase's own traceback (SpeechBrain logs it), none of the pipeline.
+    assert (result.stdout + result.stderr).count("Traceback") == 1
+    assert "CalledProcessError" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--numbr_of_epochs=3", "did you mean 'number_of_epochs'"),
+        ("--model=cnn14", "unknown model family 'cnn14'"),
+        ("--student_model=cnn14", "unknown model family 'cnn14'"),
+        ("--model_options={n_mels: 40}", "has no setting 'n_mels'"),
+    ],
+)
+def test_bad_pipeline_options_are_refused_before_any_work(
+    tiny_demo, tmp_path, option, message
+):
+    out = tmp_path / "out"
+    result = run_script(pipeline_args(tiny_demo, out, option), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "baseline").exists()

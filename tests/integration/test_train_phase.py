@@ -13,10 +13,8 @@ SMALL_MODEL = [
     "--crop_seconds=1.0",
     "--batch_size=16",
     "--num_workers=0",
-    "--first_conv_channels=16",
-    "--first_conv_kernel=8",
-    "--block_channels=[16, 16, 16, 16]",
-    "--final_channels=16",
+    "--model_options={first_conv_channels: 16, first_conv_kernel: 8, "
+    "block_channels: [16, 16, 16, 16], final_channels: 16}",
     "--embedding_dim=16",
     "--lr=0.003",
 ]
@@ -69,7 +67,41 @@ def test_wrong_class_count_is_named(tiny_demo, tmp_path):
         check=False,
     )
     assert result.returncode != 0
-    assert "n_classes=7" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "n_classes=7 was asked for" in output
+    assert "has 10 scenes" in output
+    assert not (tmp_path / "x" / "save" / "model_spec.json").exists()
+
+
+def test_unknown_model_family_is_refused_before_any_work(tiny_demo, tmp_path):
+    out = tmp_path / "x"
+    result = run_script(
+        [*baseline_args(tiny_demo, out, 1), "--model=cnn14"], check=False
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "unknown model family 'cnn14'" in output
+    assert "logmel_cnn, raw_waveform_cnn" in output
+    assert not (out / "manifests").exists()
+
+
+def test_logmel_family_by_name(tiny_demo, tmp_path):
+    out = tmp_path / "logmel"
+    run_script(
+        [
+            *baseline_args(tiny_demo, out, 1)[:5],
+            "--sample_rate=8000",
+            "--crop_seconds=1.0",
+            "--num_workers=0",
+            "--model=logmel_cnn",
+            "--model_options={n_mels: 16, n_fft: 256, conv_channels: [8, 16]}",
+            "--embedding_dim=16",
+        ]
+    )
+    spec = json.loads((out / "save" / "model_spec.json").read_text())
+    assert spec["embedding_model"]["class"].endswith("LogMelCNN")
+    assert spec["embedding_model"]["config"]["n_mels"] == 16
+    assert spec["classifier"]["config"]["n_classes"] == 10
 
 
 def free_port():

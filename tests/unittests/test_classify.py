@@ -51,7 +51,7 @@ def test_phase_and_export_agree_with_the_trained_model(models, clips, capsys):
     from_phase = run_json([phase, clips, "--top_k", "3"], capsys)
     from_export = run_json([export, clips, "--top_k", "3"], capsys)
     trained = load_trained_model(phase)
-    for path, a, b in zip(files, from_phase, from_export):
+    for path, a, b in zip(files, from_phase, from_export, strict=True):
         assert a["file"] == b["file"] == str(path)
         with torch.no_grad():
             probs = torch.softmax(trained(load_audio(path, RATE, 2)[None]), -1)

@@ -76,7 +76,7 @@ def test_random_crop_follows_torch_seed_and_stays_inside():
     first = [crop(wav, 100) for _ in range(5)]
     torch.manual_seed(0)
     second = [crop(wav, 100) for _ in range(5)]
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     starts = {int(c[0]) for c in first}
     assert len(starts) > 1  # not always the same place
     for c in first:

@@ -177,7 +177,11 @@ def test_from_dataset_reads_labels_without_audio_and_keeps_order():
     for batch in loader:
         n_target = sum(scene in PAIR for scene in batch.scene)
         assert 2 * n_target == len(batch.scene)
-        seen += [i for i, scene in zip(batch.id, batch.scene) if scene in PAIR]
+        seen += [
+            i
+            for i, scene in zip(batch.id, batch.scene, strict=True)
+            if scene in PAIR
+        ]
     expected = [k for k, v in data.items() if v["scene"] in PAIR]
     assert sorted(seen) == sorted(expected)
 

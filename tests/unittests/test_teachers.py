@@ -118,7 +118,7 @@ def test_teachers_stay_frozen_in_eval_mode(teachers):
     assert not any(m.training for m in ensemble.modules())
     after = ensemble(wavs)
     assert torch.equal(before, after)  # eval-mode BatchNorm, same output
-    for old, new in zip(stats, ensemble.buffers()):
+    for old, new in zip(stats, ensemble.buffers(), strict=True):
         assert torch.equal(old, new)  # running statistics untouched
 
 
