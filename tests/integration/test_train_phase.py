@@ -144,3 +144,12 @@ def test_channel_count_the_data_cannot_give_names_a_file(tiny_demo, tmp_path):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert ".wav: cannot turn a 2-channel signal into 3 channels" in output
+
+
+def test_label_encoder_warns_nothing(tiny_demo, tmp_path):
+    # SpeechBrain warns about a missing expect_len once per encoder copy:
+    # once per loader worker and epoch unless the phase sets it.
+    result = run_script(
+        [*baseline_args(tiny_demo, tmp_path / "w", 1), "--num_workers=2"]
+    )
+    assert "expect_len" not in result.stdout + result.stderr
