@@ -6,6 +6,13 @@ code (data prep, training, export):
 
     python -m speechbrain_kd.demo_data OUT_DIR [--clips_per_scene 80]
         [--seconds 3] [--sample_rate 16000] [--channels 2] [--seed 0]
+        [--scenes SCENE ...]
+
+Supported: sample rates of 8000 to 48000 Hz (any integer, 44100 and 22050
+included), clips of 1 to 10 s (fractions allowed; the length is turned
+into whole samples once, by :func:`clip_samples`), 1 to 4 channels and
+at least 8 clips per scene (one per location). Other options are refused
+before anything is written.
 
 Layout: ``audio/scene-city-location-segment-a.wav``, ``meta.csv``
 (``filename  scene_label  identifier  source_label``) and
@@ -17,17 +24,22 @@ clicks, babble, rumble). The pairs that real systems confuse, airport /
 shopping_mall, metro / tram and street_pedestrian / public_square, share
 most of their components and differ by weaker cues, so a small baseline
 confuses them and a specialist has something to fix. Locations and cities
-change gain, tilt and background colour; each source has its own interaural
-time and level difference, and the backgrounds of the two channels are
-partly decorrelated, as in a binaural recording. The same options and seed
-give byte-identical files.
+change gain, tilt and background colour. The channels are microphones
+evenly spaced on a line as wide as a head (two channels: the two ears;
+three: left, centre, right; mono: one microphone in the middle): each
+source reaches them with its own time and level differences, and the
+backgrounds of the channels are partly decorrelated, as in a binaural
+recording. The same options and seed give byte-identical files.
 """
 
 import argparse
 import json
+import math
+import numbers
 import os
 import shutil
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +60,20 @@ SCENES = [
 CITIES = ["barcelona", "helsinki", "lisbon", "prague"]
 INFO_FILE = "demo_info.json"
 FORMAT_VERSION = 1
+
+# The supported options (inclusive ranges).
+SAMPLE_RATE_RANGE = (8000, 48000)
+SECONDS_RANGE = (1.0, 10.0)
+CHANNELS_RANGE = (1, 4)
+LOCATIONS_PER_CITY = 2
+MIN_CLIPS_PER_SCENE = LOCATIONS_PER_CITY * len(CITIES)
+
+# Largest interaural time difference (a source fully to one side), and the
+# silent tail every placed event gets: at least MIN_TAIL samples (what the
+# generator has always used, so that existing sets keep their bytes) and
+# never shorter than the largest delay at the sample rate.
+MAX_ITD_SECONDS = 0.0006
+MIN_TAIL = 24
 
 # Background: (low Hz, high Hz, tilt dB/octave); events: (kind, rate per
 # second, level, parameters). Pairs share most entries on purpose.
@@ -185,19 +211,65 @@ def _event(rng, kind, rate, params, jitter):
     return wave * window / (np.abs(wave).max() + 1e-9)
 
 
+def _delay_samples(lag, rate):
+    """Delay in samples of a channel ``lag`` (0 to 1) of the widest ITD."""
+    return int(round(lag * MAX_ITD_SECONDS * rate))
+
+
+def _channel_lags(azimuth, channels):
+    """How far (0 to 1) each channel is behind the one nearest the source.
+
+    The microphones sit evenly on a line from -1 (left) to 1 (right); mono
+    is one microphone at 0. A source at ``azimuth`` (-1 to 1) reaches the
+    nearest one first; a channel's lag is half its distance from that one
+    along the source direction, so two channels get ``|azimuth|`` and 0.
+    """
+    if channels == 1:
+        return [0.0]
+    positions = np.linspace(-1.0, 1.0, channels)
+    nearness = azimuth * positions
+    return [float((nearness.max() - p) / 2) for p in nearness]
+
+
 def _place(rng, channels, mono, rate):
-    """Give a mono source an interaural time and level difference."""
-    out = np.zeros((len(mono) + 24, channels))
+    """Give a mono source its time and level difference on each channel.
+
+    Returns ``[len(mono) + tail, channels]``: the tail holds the largest
+    delay, so every channel gets the whole event.
+    """
+    tail = max(MIN_TAIL, _delay_samples(1.0, rate))
+    out = np.zeros((len(mono) + tail, channels))
     azimuth = rng.uniform(-1, 1)
-    delay = int(round(abs(azimuth) * 0.0006 * rate))
-    gains = [
-        10 ** (-6 * max(azimuth, 0) / 20),
-        10 ** (6 * min(azimuth, 0) / 20),
-    ]
-    for ch in range(channels):
-        shift = delay if (ch % 2 == 0) == (azimuth > 0) else 0
-        out[shift : shift + len(mono), ch] = mono * gains[ch % 2]
+    for ch, lag in enumerate(_channel_lags(azimuth, channels)):
+        shift = _delay_samples(lag, rate)
+        out[shift : shift + len(mono), ch] = mono * 10 ** (-6 * lag / 20)
     return out
+
+
+def clip_samples(seconds, rate):
+    """The length in samples of a clip of ``seconds`` at ``rate`` Hz.
+
+    The only place where a clip length turns into samples: the whole
+    samples in ``seconds`` (rounded down), counted on the decimal value as
+    written, since in floats ``2.3 * 44100`` is ``101429.99999999999``.
+
+    Arguments
+    ---------
+    seconds : float
+    rate : int
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> clip_samples(3.0, 16000), clip_samples(2.3, 44100)
+    (48000, 101430)
+    >>> clip_samples(1.7, 11025)  # 18742.5
+    18742
+    """
+    return math.floor(Fraction(str(float(seconds))) * int(rate))
 
 
 def synthesize_clip(scene, location_style, rng, seconds, rate, channels):
@@ -212,25 +284,38 @@ def synthesize_clip(scene, location_style, rng, seconds, rate, channels):
         factor) of the recording location.
     rng : numpy.random.Generator
     seconds : float
+        1 to 10; the clip has ``clip_samples(seconds, rate)`` samples.
     rate : int
+        8000 to 48000 Hz.
     channels : int
+        1 to 4.
 
     Returns
     -------
     numpy.ndarray
         float32, peak below 1.
 
+    Raises
+    ------
+    ValueError
+        When ``seconds``, ``rate`` or ``channels`` is out of range.
+
     Example
     -------
     >>> style = {"gain": 0.5, "tilt": 0.0, "jitter": 1.0}
     >>> clip = synthesize_clip(
-    ...     "park", style, np.random.default_rng(0), 0.5, 8000, 2
+    ...     "park", style, np.random.default_rng(0), 1.5, 44100, 3
     ... )
     >>> clip.shape, clip.dtype, bool(abs(clip).max() < 1)
-    ((4000, 2), dtype('float32'), True)
+    ((66150, 3), dtype('float32'), True)
     """
+    if scene not in SCENE_RECIPES:
+        raise ValueError(f"scene={scene!r} is not one of {SCENES}")
+    seconds = _check_seconds(seconds)
+    rate = _check_integer("sample_rate", rate, *SAMPLE_RATE_RANGE, "Hz")
+    channels = _check_integer("channels", channels, *CHANNELS_RANGE)
     recipe = SCENE_RECIPES[scene]
-    n = int(seconds * rate)
+    n = clip_samples(seconds, rate)
     low, high, tilt = recipe["background"]
     high = min(high, 0.45 * rate)
     tilt += location_style["tilt"]
@@ -253,15 +338,111 @@ def synthesize_clip(scene, location_style, rng, seconds, rate, channels):
     return mix.astype(np.float32)
 
 
-def _options(clips_per_scene, seconds, sample_rate, channels, seed):
-    return {
+def _check_integer(name, value, low, high=None, unit=""):
+    """``value`` as an int, or a ValueError naming the option and range."""
+    if high is None:
+        allowed = f"an integer >= {low}"
+    else:
+        allowed = f"an integer from {low} to {high}"
+    if unit:
+        allowed += f" {unit}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"{name}={value!r} is not an integer; allowed: {allowed}"
+        )
+    if value < low or (high is not None and value > high):
+        raise ValueError(
+            f"{name}={value!r} is out of range; allowed: {allowed}"
+        )
+    return int(value)
+
+
+def _check_seconds(seconds):
+    """``seconds`` as a float, or a ValueError naming the range."""
+    low, high = SECONDS_RANGE
+    allowed = f"a number of seconds from {low:g} to {high:g}"
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+        raise ValueError(
+            f"seconds={seconds!r} is not a number; allowed: {allowed}"
+        )
+    if not low <= seconds <= high:  # NaN included
+        raise ValueError(
+            f"seconds={seconds!r} is out of range; allowed: {allowed}"
+        )
+    return float(seconds)
+
+
+def check_options(
+    clips_per_scene=80,
+    seconds=3.0,
+    sample_rate=16000,
+    channels=2,
+    seed=0,
+    scenes=None,
+):
+    """Check the options of :func:`generate_demo_dataset`; normalise them.
+
+    Arguments
+    ---------
+    clips_per_scene : int
+        At least 8 (one per location).
+    seconds : float
+        1 to 10.
+    sample_rate : int
+        8000 to 48000 Hz.
+    channels : int
+        1 to 4.
+    seed : int
+        Non-negative.
+    scenes : list of str, optional
+        A subset of :data:`SCENES` (kept in that order); default all.
+
+    Returns
+    -------
+    dict
+        The options as stored in the set's ``demo_info.json``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad option, its value and what is allowed.
+
+    Example
+    -------
+    >>> check_options(8, 2.5, 22050, 1)["seconds"]
+    2.5
+    >>> check_options(sample_rate=96000)
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_rate=96000 is out of range; allowed: an integer from ...
+    """
+    options = {
         "format_version": FORMAT_VERSION,
-        "clips_per_scene": clips_per_scene,
-        "seconds": seconds,
-        "sample_rate": sample_rate,
-        "channels": channels,
-        "seed": seed,
+        "clips_per_scene": _check_integer(
+            "clips_per_scene",
+            clips_per_scene,
+            MIN_CLIPS_PER_SCENE,
+            unit=f"(at least {MIN_CLIPS_PER_SCENE} are needed: one per "
+            "location)",
+        ),
+        "seconds": _check_seconds(seconds),
+        "sample_rate": _check_integer(
+            "sample_rate", sample_rate, *SAMPLE_RATE_RANGE, "Hz"
+        ),
+        "channels": _check_integer("channels", channels, *CHANNELS_RANGE),
+        "seed": _check_integer("seed", seed, 0),
     }
+    if scenes is not None:
+        chosen = [scenes] if isinstance(scenes, str) else list(scenes)
+        unknown = [s for s in chosen if s not in SCENES]
+        if not chosen or unknown:
+            raise ValueError(
+                f"scenes={scenes!r}: allowed: one or more of {SCENES}"
+            )
+        if set(chosen) != set(SCENES):
+            # Only a subset is recorded, so full sets keep their info file.
+            options["scenes"] = [s for s in SCENES if s in chosen]
+    return options
 
 
 def _is_complete(folder, options):
@@ -281,12 +462,14 @@ def generate_demo_dataset(
     sample_rate=16000,
     channels=2,
     seed=0,
+    scenes=None,
 ):
     """Write the demo dataset to ``out_dir`` (or reuse an identical one).
 
     Each scene gets 8 locations (two per city), 6 for fold-1 train and 2
     for evaluate, so no location is on both sides; ``clips_per_scene``
-    segments are spread over them.
+    segments are spread over them. The options are checked (see
+    :func:`check_options`) before anything is written.
 
     Arguments
     ---------
@@ -294,9 +477,16 @@ def generate_demo_dataset(
     clips_per_scene : int
         At least 8 (one per location).
     seconds : float
+        1 to 10 (fractions allowed).
     sample_rate : int
+        8000 to 48000 Hz.
     channels : int
+        1 to 4.
     seed : int
+        Non-negative.
+    scenes : list of str, optional
+        Only these of :data:`SCENES` (a smaller set for quick checks);
+        default all.
 
     Returns
     -------
@@ -305,25 +495,33 @@ def generate_demo_dataset(
 
     Raises
     ------
+    ValueError
+        When an option is out of range (nothing is written).
     FileExistsError
         When ``out_dir`` holds anything else (another demo set included).
 
     Example
     -------
     >>> folder = getfixture("tmpdir") + "/demo"
-    >>> path = generate_demo_dataset(folder, 8, 0.5, 8000)
+    >>> path = generate_demo_dataset(folder, 8, 1.0, 8000)
     >>> sorted(p.name for p in path.iterdir())
     ['audio', 'demo_info.json', 'evaluation_setup', 'meta.csv']
     >>> len(list((path / "audio").glob("*.wav")))
     80
+    >>> generate_demo_dataset(folder, 8, 1.0, 8000) == path  # reused
+    True
+    >>> small = generate_demo_dataset(
+    ...     getfixture("tmpdir") + "/small", 8, 1.0, 8000, scenes=["park"]
+    ... )
+    >>> len(list((small / "audio").glob("park-*.wav")))
+    8
     """
     out_dir = Path(out_dir)
-    if clips_per_scene < 8:
-        raise ValueError(
-            f"clips_per_scene={clips_per_scene}: at least 8 are needed "
-            "(one per location)"
-        )
-    options = _options(clips_per_scene, seconds, sample_rate, channels, seed)
+    options = check_options(
+        clips_per_scene, seconds, sample_rate, channels, seed, scenes
+    )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a folder")
     if out_dir.exists() and any(out_dir.iterdir()):
         if _is_complete(out_dir, options):
             return out_dir
@@ -347,6 +545,7 @@ def generate_demo_dataset(
 def _write(folder, options):
     rng = np.random.default_rng(options["seed"])
     rate, seconds = options["sample_rate"], options["seconds"]
+    scenes = options.get("scenes", SCENES)
     (folder / "audio").mkdir()
     (folder / "evaluation_setup").mkdir()
     city_style = {
@@ -358,10 +557,10 @@ def _write(folder, options):
     }
     meta, train, evaluate = [], [], []
     next_location = dict.fromkeys(CITIES, 0)
-    for scene in SCENES:
+    for scene in scenes:
         locations = []
         for city in CITIES:
-            for _ in range(2):
+            for _ in range(LOCATIONS_PER_CITY):
                 locations.append((city, next_location[city]))
                 next_location[city] += 1
         order = rng.permutation(len(locations))
@@ -405,7 +604,7 @@ def _write(folder, options):
     info = {
         "description": "speechbrain-kd synthetic demo set, TAU 2019 layout",
         "options": options,
-        "scenes": SCENES,
+        "scenes": scenes,
         "clips": len(meta),
     }
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
@@ -415,24 +614,65 @@ def _write_lines(path, header, lines):
     path.write_text("\n".join([header, *lines]) + "\n")
 
 
+def _number(text):
+    """An int or float from the command line (the range is checked later)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+
+
 def main(argv=None):
-    """Command-line entry point."""
+    """Command-line entry point: ``python -m speechbrain_kd.demo_data``.
+
+    Bad options end it as argparse does: a message on stderr and exit
+    status 2, before anything is written.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+
+    Example
+    -------
+    >>> folder = str(getfixture("tmpdir") / "cli")
+    >>> main([folder, "--clips_per_scene", "8", "--seconds", "1",
+    ...       "--sample_rate", "8000", "--scenes", "bus", "tram"])
+    demo dataset in .../cli
+    >>> main([folder + "2", "--channels", "5"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir")
-    parser.add_argument("--clips_per_scene", type=int, default=80)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--sample_rate", type=int, default=16000)
-    parser.add_argument("--channels", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clips_per_scene", type=_number, default=80)
+    parser.add_argument("--seconds", type=_number, default=3.0)
+    parser.add_argument("--sample_rate", type=_number, default=16000)
+    parser.add_argument("--channels", type=_number, default=2)
+    parser.add_argument("--seed", type=_number, default=0)
+    parser.add_argument(
+        "--scenes", nargs="+", choices=SCENES, default=None, metavar="SCENE"
+    )
     args = parser.parse_args(argv)
-    path = generate_demo_dataset(
-        args.out_dir,
+    options = (
         args.clips_per_scene,
         args.seconds,
         args.sample_rate,
         args.channels,
         args.seed,
+        args.scenes,
     )
+    try:
+        check_options(*options)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        path = generate_demo_dataset(args.out_dir, *options)
+    except FileExistsError as error:
+        parser.error(str(error))
     print(f"demo dataset in {path}")
 
 

@@ -1,54 +1,253 @@
-"""Demo data: the TAU layout, split by location, deterministic by seed."""
+"""Demo data: the TAU layout at every supported rate, length and channel
+count, split by location, deterministic by seed, bad options refused."""
 
 import csv
+import math
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+import soundfile
 
-from speechbrain_kd.demo_data import SCENES, generate_demo_dataset
+from speechbrain_kd import demo_data
+from speechbrain_kd.demo_data import (
+    SCENES,
+    check_options,
+    generate_demo_dataset,
+    main,
+)
 
-OPTIONS = {"clips_per_scene": 8, "seconds": 0.5, "sample_rate": 8000}
+SMALL = {"clips_per_scene": 8, "seconds": 1.0, "sample_rate": 8000}
+HEADERS = {
+    "meta.csv": ["filename", "scene_label", "identifier", "source_label"],
+    "evaluation_setup/fold1_train.csv": ["filename", "scene_label"],
+    "evaluation_setup/fold1_evaluate.csv": ["filename", "scene_label"],
+    "evaluation_setup/fold1_test.csv": ["filename"],
+}
+
+# Every rate, length and channel count at least once, not the product.
+# The length in samples is written out: rates that do not divide evenly,
+# fractions of a second whose float product falls just below a whole
+# number (2.3 * 44100) or on a half (1.7 * 11025), rates above 40 kHz
+# (the widest interaural delay there is longer than 24 samples), and the
+# two commands that used to crash (48 kHz 10 s; 44.1 kHz).
+GRID = [
+    # sample_rate, seconds, channels, scenes (None: all ten), frames
+    (8000, 1.0, 2, None, 8000),
+    (11025, 1.7, 1, ["street_traffic"], 18742),
+    (22050, 2.5, 3, ["park", "tram"], 55125),
+    (44100, 2.3, 4, ["public_square", "street_traffic"], 101430),
+    (48000, 10.0, 2, ["street_traffic"], 480000),
+]
 
 
 def rows(path):
     with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+        return list(csv.reader(f, delimiter="\t"))
 
 
-def test_layout_and_location_split(tmp_path):
-    data = generate_demo_dataset(tmp_path / "d", **OPTIONS)
-    meta = rows(data / "meta.csv")
-    assert len(meta) == 80 and {r["scene_label"] for r in meta} == set(SCENES)
-    identifier = {r["filename"]: r["identifier"] for r in meta}
-    train = rows(data / "evaluation_setup" / "fold1_train.csv")
-    evaluate = rows(data / "evaluation_setup" / "fold1_evaluate.csv")
-    test = rows(data / "evaluation_setup" / "fold1_test.csv")
-    assert len(train) + len(evaluate) == 80
-    assert [r["filename"] for r in test] == [r["filename"] for r in evaluate]
-    assert {identifier[r["filename"]] for r in train}.isdisjoint(
-        identifier[r["filename"]] for r in evaluate
-    )
-    name = meta[0]["filename"]
-    scene, city, location, segment, device = name[6:-4].split("-")
-    assert (scene, device) == (meta[0]["scene_label"], "a")
-    assert meta[0]["identifier"] == f"{city}-{location}"
+def all_files(folder):
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-def test_same_seed_same_bytes_other_seed_other_audio(tmp_path):
-    a = generate_demo_dataset(tmp_path / "a", seed=3, **OPTIONS)
-    b = generate_demo_dataset(tmp_path / "b", seed=3, **OPTIONS)
-    c = generate_demo_dataset(tmp_path / "c", seed=4, **OPTIONS)
-    for wav in sorted((a / "audio").glob("*.wav"))[:5]:
-        assert wav.read_bytes() == (b / "audio" / wav.name).read_bytes()
-    first = sorted((a / "audio").glob("*.wav"))[0]
-    assert first.read_bytes() != (c / "audio" / first.name).read_bytes()
+def check_layout(data, scenes, clips_per_scene):
+    assert sorted(p.name for p in data.iterdir()) == [
+        "audio",
+        "demo_info.json",
+        "evaluation_setup",
+        "meta.csv",
+    ]
+    tables = {}
+    for name, header in HEADERS.items():
+        lines = rows(data / name)
+        assert lines[0] == header, name
+        assert all(len(line) == len(header) for line in lines[1:]), name
+        tables[name] = lines[1:]
+    meta = tables["meta.csv"]
+    train = tables["evaluation_setup/fold1_train.csv"]
+    evaluate = tables["evaluation_setup/fold1_evaluate.csv"]
+    test = tables["evaluation_setup/fold1_test.csv"]
+    assert len(meta) == clips_per_scene * len(scenes)
+    assert {r[1] for r in meta} == set(scenes)
+    wavs = {f"audio/{p.name}" for p in (data / "audio").iterdir()}
+    assert wavs == {r[0] for r in meta}
+    for table in (train, evaluate, test):
+        assert all((data / r[0]).is_file() for r in table)
+    assert sorted(train + evaluate) == sorted(r[:2] for r in meta)
+    assert [r[0] for r in test] == [r[0] for r in evaluate]
+    identifier = {}
+    for name, scene, ident, source in meta:
+        s, city, location, segment, device = name[6:-4].split("-")
+        assert (s, device, source) == (scene, "a", "a")
+        assert ident == f"{city}-{location}" and segment.isdigit()
+        identifier[name] = ident
+    for scene in scenes:
+        train_places = {identifier[r[0]] for r in train if r[1] == scene}
+        eval_places = {identifier[r[0]] for r in evaluate if r[1] == scene}
+        assert (len(train_places), len(eval_places)) == (6, 2), scene
+        assert train_places.isdisjoint(eval_places)
+    return sorted(wavs)
+
+
+@pytest.mark.parametrize(
+    "sample_rate, seconds, channels, scenes, frames",
+    GRID,
+    ids=[f"{g[0]}Hz-{g[1]}s-{g[2]}ch" for g in GRID],
+)
+def test_grid_layout_wav_format_and_determinism(
+    tmp_path, sample_rate, seconds, channels, scenes, frames
+):
+    options = {
+        "clips_per_scene": 8,
+        "seconds": seconds,
+        "sample_rate": sample_rate,
+        "channels": channels,
+        "scenes": scenes,
+    }
+    a = generate_demo_dataset(tmp_path / "a", seed=3, **options)
+    wavs = check_layout(a, scenes or SCENES, 8)
+    for name in wavs:
+        info = soundfile.info(a / name)
+        assert (info.samplerate, info.channels, info.frames) == (
+            sample_rate,
+            channels,
+            frames,
+        ), name
+        assert info.subtype == "PCM_16"
+    audio, _ = soundfile.read(a / wavs[0], always_2d=True)
+    assert 0.05 < np.abs(audio).max() < 1
+    for ch in range(1, channels):  # partly decorrelated, not copies
+        assert not np.array_equal(audio[:, 0], audio[:, ch])
+
+    b = generate_demo_dataset(tmp_path / "b", seed=3, **options)
+    assert all_files(a) == all_files(b)
+    c = generate_demo_dataset(tmp_path / "c", seed=4, **options)
+    first = (a / wavs[0]).read_bytes()
+    assert (c / wavs[0]).read_bytes() != first
+
+
+def test_channels_delay_and_level_like_a_line_of_microphones():
+    class Side:  # a source fully on one side (azimuth -1 or 1)
+        def __init__(self, azimuth):
+            self.azimuth = azimuth
+
+        def uniform(self, low, high):
+            return self.azimuth
+
+    mono = np.hanning(65)
+    for rate in (8000, 11025, 22050, 40000, 40834, 44100, 48000):
+        widest = round(0.0006 * rate)
+        for channels in (1, 2, 3, 4):
+            for azimuth in (-1.0, 1.0):
+                out = demo_data._place(Side(azimuth), channels, mono, rate)
+                assert out.shape == (65 + max(24, widest), channels)
+                starts = [
+                    int(np.flatnonzero(out[:, c])[0]) for c in range(channels)
+                ]
+                peaks = out.max(axis=0)
+                if channels == 1:  # one microphone in the middle
+                    assert starts == [1] and np.isclose(peaks[0], 1)
+                    continue
+                near, far = (-1, 0) if azimuth > 0 else (0, -1)
+                assert starts[near] == 1 and np.isclose(peaks[near], 1)
+                assert starts[far] == widest + 1
+                assert np.isclose(peaks[far], 10 ** (-6 / 20))
+                order = starts if azimuth < 0 else starts[::-1]
+                assert order == sorted(order)  # delays grow away
+                for c in range(channels):  # every channel the whole event
+                    s = starts[c] - 1
+                    assert np.allclose(out[s : s + 65, c], mono * peaks[c])
 
 
 def test_reuses_identical_set_refuses_others(tmp_path):
-    folder = generate_demo_dataset(tmp_path / "d", **OPTIONS)
+    folder = generate_demo_dataset(tmp_path / "d", **SMALL)
     stamp = (folder / "meta.csv").stat().st_mtime_ns
-    generate_demo_dataset(folder, **OPTIONS)
+    generate_demo_dataset(folder, **SMALL)
     assert (folder / "meta.csv").stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="not a demo set made with"):
-        generate_demo_dataset(folder, **{**OPTIONS, "seed": 1})
-    with pytest.raises(ValueError, match="at least 8"):
-        generate_demo_dataset(tmp_path / "e", clips_per_scene=4)
+        generate_demo_dataset(folder, **{**SMALL, "seed": 1})
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        generate_demo_dataset(tmp_path / "other", **SMALL)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
+
+
+BAD = [
+    ("sample_rate", 7999, "out of range", "8000 to 48000"),
+    ("sample_rate", 48001, "out of range", "8000 to 48000"),
+    ("sample_rate", 44100.5, "not an integer", "8000 to 48000"),
+    ("sample_rate", 16000.0, "not an integer", "8000 to 48000"),
+    ("seconds", 0.5, "out of range", "1 to 10"),
+    ("seconds", 10.01, "out of range", "1 to 10"),
+    ("seconds", math.nan, "out of range", "1 to 10"),
+    ("channels", 0, "out of range", "1 to 4"),
+    ("channels", 5, "out of range", "1 to 4"),
+    ("clips_per_scene", 0, "out of range", "at least 8"),
+    ("clips_per_scene", 7, "out of range", "at least 8"),
+    ("seed", -1, "out of range", ">= 0"),
+]
+
+
+@pytest.mark.parametrize(
+    "option, value, problem, allowed",
+    BAD,
+    ids=[f"{b[0]}={b[1]}" for b in BAD],
+)
+def test_out_of_range_option_refused_before_writing(
+    tmp_path, option, value, problem, allowed
+):
+    out = tmp_path / "d"
+    with pytest.raises(ValueError) as error:
+        generate_demo_dataset(out, **{**SMALL, option: value})
+    message = str(error.value)
+    assert message.startswith(f"{option}={value!r} is {problem}")
+    assert allowed in message
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temp dir
+
+
+def test_unknown_scene_refused():
+    with pytest.raises(ValueError, match="scenes=.*'beach'"):
+        check_options(scenes=["park", "beach"])
+    with pytest.raises(ValueError, match="scenes=\\[\\]"):
+        check_options(scenes=[])
+    assert "scenes" not in check_options(scenes=list(reversed(SCENES)))
+    assert check_options(scenes=["tram", "bus"])["scenes"] == ["bus", "tram"]
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--sample_rate", "44100.5"),
+        ("--sample_rate", "96000"),
+        ("--seconds", "11"),
+        ("--channels", "5"),
+        ("--clips_per_scene", "7"),
+    ],
+)
+def test_command_line_refuses_like_argparse(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "d"), flag, value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {flag[2:]}={value}" in err and "allowed" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "speechbrain_kd.demo_data", str(tmp_path / "d")]
+        + ["--sample_rate", "7999"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "sample_rate=7999 is out of range" in result.stderr
+    assert "8000 to 48000" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
