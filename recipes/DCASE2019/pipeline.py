@@ -253,6 +253,14 @@ class Pipeline:
                 )
         self.timings = {}
 
+    def setting_sources(self, phase):
+        """Preset ``all``, the preset's phase section, the command line."""
+        return (
+            self.preset.get("all", {}),
+            self.preset.get(phase, {}),
+            self.overrides,
+        )
+
     def model_of(self, phase):
         """The model family and options of a phase (``None`` if it has none).
 
@@ -265,17 +273,13 @@ class Pipeline:
         yaml_file = HPARAMS / PHASE_YAMLS[phase]
         if "model" not in yaml_keys(yaml_file):
             return None
-        merged = {}
-        for source in (
-            self.preset.get("all", {}),
-            self.preset.get(phase, {}),
-            self.overrides,
-        ):
-            merged.update({k: v for k, v in source.items() if k in ("model",)})
-        family = merged.get("model") or yaml_default(yaml_file, "model")
+        *preset_sections, command_line = self.setting_sources(phase)
+        family = yaml_default(yaml_file, "model")
         options = {}
-        for source in (self.preset.get("all", {}), self.preset.get(phase, {})):
+        for source in preset_sections:
+            family = source.get("model") or family
             options.update(source.get("model_options") or {})
+        family = command_line.get("model") or family
         given = self.overrides.get("model_options") or {}
         student_own = phase == "distill" and (
             self.student_model or self.student_model_options
@@ -298,11 +302,7 @@ class Pipeline:
         """Preset, then command line, then the phase's wiring."""
         keys = yaml_keys(HPARAMS / phase_yaml)
         merged = {}
-        for source in (
-            self.preset.get("all", {}),
-            self.preset.get(phase, {}),
-            self.overrides,
-        ):
+        for source in self.setting_sources(phase):
             merged.update({k: v for k, v in source.items() if k in keys})
         model = self.model_of(phase)
         if model is not None:
