@@ -43,6 +43,7 @@ from speechbrain_kd.analysis import (
     plot_confusion_matrix,
     write_json_atomic,
 )
+from speechbrain_kd.dataio import loader_options
 from speechbrain_kd.labels import encoder_labels
 from speechbrain_kd.losses import mixup
 
@@ -89,7 +90,7 @@ class SceneClassificationBrain(sb.Brain):
 
     def compute_forward(self, batch, stage):
         """Embed the waveforms and classify them (mixup while training)."""
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # pinned: async
         wavs, lengths = batch.sig
         targets = batch.label_encoded.data.view(-1)
         mix = None
@@ -194,6 +195,21 @@ class SceneClassificationBrain(sb.Brain):
                     device_ids=None,
                     find_unused_parameters=self.find_unused_parameters,
                 )
+
+    def make_dataloader(
+        self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
+    ):
+        """SpeechBrain's loader with options that keep the device fed.
+
+        ``num_workers: auto`` and ``pin_memory`` are filled in for the
+        Brain's device and the processes on its node
+        (:func:`speechbrain_kd.dataio.loader_options`).
+        """
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        loader_kwargs = loader_options(loader_kwargs, self.device, processes)
+        return super().make_dataloader(
+            dataset, stage, ckpt_prefix, **loader_kwargs
+        )
 
     def _train_loader_specifics(self, dataset, loader_kwargs):
         """Let a batch sampler that shards itself keep doing so.

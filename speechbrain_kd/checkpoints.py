@@ -324,9 +324,10 @@ def init_from_phase(phase_folder, modules, device="cpu", key=None):
                 f"{name}.ckpt"
             )
         source_class = spec.get(name, {}).get("class", "")
-        if source_class and source_class.rpartition(".")[2] != type(
-            module
-        ).__name__:
+        if (
+            source_class
+            and source_class.rpartition(".")[2] != type(module).__name__
+        ):
             raise ValueError(
                 f"cannot initialise '{name}' ({type(module).__name__}) from "
                 f"{phase_folder}, which holds a {source_class}: start from "

@@ -49,7 +49,12 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_kd.dataio import crop, load_audio, read_manifest
+from speechbrain_kd.dataio import (
+    crop,
+    load_audio,
+    loader_options,
+    read_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -525,6 +530,7 @@ def compute_teacher_logits(
     crop_seconds=None,
     batch_size=8,
     device=None,
+    num_workers="auto",
 ):
     """Run the teachers over every clip of a manifest.
 
@@ -545,6 +551,9 @@ def compute_teacher_logits(
     batch_size : int
     device : str or torch.device, optional
         Where the teachers run (default: where they are).
+    num_workers : int or "auto"
+        Loader workers reading the clips
+        (:func:`speechbrain_kd.dataio.loader_options`).
 
     Returns
     -------
@@ -579,13 +588,16 @@ def compute_teacher_logits(
         ensemble = ensemble.to(device)
     device = next((p.device for p in ensemble.parameters()), "cpu")
     n_crop = int(round(crop_seconds * sample_rate)) if n_crop_views else 0
-    n_batches = -(-len(clips) // batch_size)
+    # Clips are read by loader workers (on a GPU) while the teachers run.
+    reader = torch.utils.data.DataLoader(
+        _ClipReader([wav for _, wav in clips], sample_rate, channels),
+        batch_size=batch_size,
+        collate_fn=list,
+        **loader_options({"num_workers": num_workers}, device),
+    )
+    n_batches = len(reader)
     out = []
-    for number, start in enumerate(range(0, len(clips), batch_size)):
-        wavs = [
-            load_audio(wav, sample_rate, channels)
-            for _, wav in clips[start : start + batch_size]
-        ]
+    for number, wavs in enumerate(reader):
         views = [wavs]
         for view in range(n_crop_views):
             views.append(
@@ -611,6 +623,21 @@ def compute_teacher_logits(
     if not out:
         raise ValueError(f"{manifest_csv} lists no clips")
     return torch.cat(out)
+
+
+class _ClipReader(torch.utils.data.Dataset):
+    """Full clips, read and adapted like every phase reads them."""
+
+    def __init__(self, paths, sample_rate, channels):
+        self.paths = paths
+        self.sample_rate = sample_rate
+        self.channels = channels
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return load_audio(self.paths[index], self.sample_rate, self.channels)
 
 
 def _crop_start(length, n_samples, view, n_views):

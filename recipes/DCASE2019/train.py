@@ -33,7 +33,12 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_kd.analysis import read_confusing_pairs
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
-from speechbrain_kd.dataio import audio_pipeline, load_audio
+from speechbrain_kd.dataio import (
+    audio_pipeline,
+    load_audio,
+    manifest_at_rate,
+)
+from speechbrain_kd.experiment import start_env_log
 from speechbrain_kd.hparams_preview import preview_hparams
 from speechbrain_kd.labels import (
     encoder_labels,
@@ -48,10 +53,14 @@ logger = logging.getLogger(__name__)
 
 def dataio_prep(hparams):
     """Build the train, valid and test datasets of the phase."""
-    manifests = {
-        split: Path(hparams["prepare_folder"]) / f"{split}.csv"
-        for split in ("train", "valid", "test")
-    }
+    rate, channels = hparams["sample_rate"], hparams["n_channels"]
+    prepared = Path(hparams["prepare_folder"])
+    manifests = {}
+    for split in ("train", "valid", "test"):
+        # Clips at another rate are resampled once here, not at every step.
+        args = [prepared / f"{split}.csv", rate, prepared / f"at_{rate}Hz"]
+        run_on_main(manifest_at_rate, args=args)
+        manifests[split] = manifest_at_rate(*args)
     datasets = {
         split: sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=path)
         for split, path in manifests.items()
@@ -68,7 +77,6 @@ def dataio_prep(hparams):
     def label_pipeline(scene):
         return encoder.encode_label_torch(scene)
 
-    rate, channels = hparams["sample_rate"], hparams["n_channels"]
     crop = training_crop_seconds(hparams, train)
     keys = ["id", "sig", "label_encoded"]
     sb.dataio.dataset.add_dynamic_item(
@@ -196,7 +204,9 @@ def run_phase(hparams_file, run_opts, overrides):
         experiment_directory=settings["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
+        save_env_desc=False,
     )
+    start_env_log(settings["output_folder"])  # pip freeze, in parallel
     labels = prepare_data(settings)
     overrides = dict(
         overrides,

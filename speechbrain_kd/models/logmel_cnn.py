@@ -38,7 +38,9 @@ class LogMelCNN(torch.nn.Module):
         Channels the model takes (inputs are adapted with
         :func:`speechbrain_kd.dataio.adapt_channels`).
     n_mels : int
-    n_fft : int
+    n_fft : int, optional
+        FFT size; None (default): the smallest power of two that holds the
+        window at ``sample_rate`` (512 at 16 kHz, 2048 at 44.1 and 48 kHz).
     hop_length : float
         Milliseconds between frames.
     win_length : float
@@ -59,6 +61,8 @@ class LogMelCNN(torch.nn.Module):
     torch.Size([2, 8])
     >>> model(torch.randn(1, 8000)).shape  # mono
     torch.Size([1, 8])
+    >>> LogMelCNN(sample_rate=48000, conv_channels=[8]).config["n_fft"]
+    2048
     """
 
     def __init__(
@@ -66,7 +70,7 @@ class LogMelCNN(torch.nn.Module):
         sample_rate=16000,
         in_channels=2,
         n_mels=64,
-        n_fft=1024,
+        n_fft=None,
         hop_length=20,
         win_length=25,
         conv_channels=(32, 64, 128, 128),
@@ -75,6 +79,10 @@ class LogMelCNN(torch.nn.Module):
         attention_heads=4,
     ):
         super().__init__()
+        # Same rounding as SpeechBrain's STFT.
+        window = int(round(win_length * sample_rate / 1000))
+        if n_fft is None:
+            n_fft = 1 << max(window - 1, 1).bit_length()
         self.config = {
             "sample_rate": sample_rate,
             "in_channels": in_channels,
@@ -90,8 +98,6 @@ class LogMelCNN(torch.nn.Module):
         if not conv_channels:
             raise ValueError("conv_channels needs at least one block")
         self.in_channels = in_channels
-        # Same rounding as SpeechBrain's STFT.
-        window = int(round(win_length * sample_rate / 1000))
         self.hop = int(round(hop_length * sample_rate / 1000))
         if window > n_fft:
             raise ValueError(

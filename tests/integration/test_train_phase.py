@@ -1,5 +1,6 @@
 """One phase run the SpeechBrain way: train.py with a YAML and overrides."""
 
+import csv
 import json
 
 import pytest
@@ -53,6 +54,29 @@ def test_interrupted_training_resumes(tiny_demo, tmp_path):
     assert set(results["classwise_accuracy"]) == set(results["labels"])
     assert (out / "confusion_matrix.png").stat().st_size > 0
     assert (out / "save" / "model_spec.json").is_file()
+    # SpeechBrain's env.log, written beside the start-up, is there whole.
+    env = (out / "env.log").read_text()
+    assert env.startswith("SpeechBrain system description")
+    assert "CUDA" in env.splitlines()[-1]
+    assert not (out / "manifests" / "at_8000Hz").exists()  # data at 8 kHz
+
+
+def test_phase_at_another_rate_resamples_once(tiny_demo, tmp_path):
+    out = tmp_path / "at4k"
+    args = [*baseline_args(tiny_demo, out, 1), "--sample_rate=4000"]
+    run_script(args)
+    copies = out / "manifests" / "at_4000Hz"
+    n_clips = len(list((tiny_demo / "audio").glob("*.wav")))
+    assert len(list(copies.glob("*.wav"))) == n_clips
+    for split in ("train", "valid", "test"):
+        with open(copies / f"{split}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and {r["sample_rate"] for r in rows} == {"4000"}
+        assert all(r["wav"].startswith(str(copies)) for r in rows)
+    stamps = sorted(p.stat().st_mtime_ns for p in copies.iterdir())
+    run_script([*args[:4], "--number_of_epochs=2", *args[5:]])  # resumes
+    assert sorted(p.stat().st_mtime_ns for p in copies.iterdir()) == stamps
+    assert logged_epochs(out) == [1, 2]
 
 
 def test_debug_run(tiny_demo, tmp_path):

@@ -1,16 +1,20 @@
 """Audio loading, cropping and the SpeechBrain audio pipeline."""
 
+import csv
+
 import numpy as np
 import pytest
 import soundfile
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
+import speechbrain_kd.dataio
 from speechbrain_kd.dataio import (
     adapt_channels,
     audio_pipeline,
     crop,
     load_audio,
+    load_crop,
 )
 
 
@@ -142,3 +146,193 @@ def test_pipeline_centre_crop_and_full_clip(tmp_path):
 def test_pipeline_refuses_an_empty_crop():
     with pytest.raises(ValueError, match="crop_seconds=1e-05"):
         audio_pipeline(8000, 1, crop_seconds=1e-5)
+
+
+def write_noise(path, rate, frames, channels, subtype, seed=0):
+    """Random audio (every sample differs), in ``subtype``'s precision."""
+    noise = np.random.default_rng(seed).uniform(-0.9, 0.9, (frames, channels))
+    fmt = "FLAC" if subtype == "FLAC" else "WAV"
+    soundfile.write(
+        path,
+        noise,
+        rate,
+        subtype="PCM_16" if fmt == "FLAC" else subtype,
+        format=fmt,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "rate, have, want, subtype",
+    [
+        (8000, 1, 1, "PCM_16"),
+        (16000, 2, 2, "PCM_16"),
+        (16000, 1, 2, "PCM_24"),
+        (44100, 2, 1, "FLOAT"),
+        (48000, 4, 2, "PCM_16"),
+        (48000, 4, 1, "FLAC"),
+    ],
+)
+def test_partial_read_equals_read_then_crop(
+    tmp_path, rate, have, want, subtype
+):
+    # An odd free room (frames - n), so that a centre off by one shows.
+    path = write_noise(tmp_path / "n.wav", rate, rate // 2 + 1, have, subtype)
+    full = load_audio(path, rate, want)
+    n = rate // 5
+    last = len(full) - n
+    for start in (0, 1, last // 3, last - 1, last):
+        assert torch.equal(
+            load_crop(path, rate, want, n, start=start),
+            crop(full, n, start=start),
+        )
+    centre = load_crop(path, rate, want, n, start="centre")
+    assert torch.equal(centre, full[last // 2 : last // 2 + n])
+    # The same random draw as before the partial read: same seed, same crop.
+    pipeline = audio_pipeline(rate, want, crop_seconds=n / rate)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        new = pipeline(str(path))
+        torch.manual_seed(seed)
+        assert torch.equal(new, crop(full, n))
+        assert new.dtype == torch.float32 and new.is_contiguous()
+    with pytest.raises(ValueError, match=f"start={last + 1} is outside"):
+        load_crop(path, rate, want, n, start=last + 1)
+
+
+def test_partial_read_does_not_read_the_whole_file(tmp_path, monkeypatch):
+    path = write_noise(tmp_path / "n.wav", 16000, 16000, 2, "PCM_16")
+    expected = crop(load_audio(path, 16000, 2), 4000, start=123)
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("read the whole file")
+
+    monkeypatch.setattr(speechbrain_kd.dataio, "load_audio", whole_file)
+    assert torch.equal(load_crop(path, 16000, 2, 4000, start=123), expected)
+    assert audio_pipeline(16000, 2, crop_seconds=0.25)(str(path)).shape == (
+        4000,
+        2,
+    )
+    with pytest.raises(AssertionError, match="whole file"):
+        load_crop(path, 8000, 2, 2000)  # resampling needs the whole clip
+
+
+def test_every_crop_start_is_reachable_and_uniform(tmp_path):
+    # A 10-sample ramp: the first sample of a crop says where it starts.
+    path = tmp_path / "ramp.wav"
+    soundfile.write(path, np.arange(10) / 16, 8000, subtype="FLOAT")
+    data = DynamicItemDataset({"c1": {"wav": str(path)}})
+    data.add_dynamic_item(audio_pipeline(8000, 1, crop_seconds=7 / 8000))
+    data.set_output_keys(["sig"])
+    torch.manual_seed(0)
+    starts = []
+    for _ in range(400):
+        sig = data[0]["sig"][:, 0]
+        start = int(round(float(sig[0]) * 16))
+        assert torch.equal(sig * 16, torch.arange(start, start + 7.0))
+        starts.append(start)
+    counts = np.bincount(starts, minlength=4)
+    assert len(counts) == 4  # never past the last valid start (3)
+    assert counts.min() > 60  # 100 expected at each of 0, 1, 2, 3
+
+
+def test_short_and_resampled_files_still_crop(tmp_path):
+    short = write_noise(tmp_path / "short.wav", 8000, 300, 2, "PCM_16")
+    looped = load_crop(short, 8000, 2, 700)
+    assert torch.equal(looped, crop(load_audio(short, 8000, 2), 700))
+    write_sine(tmp_path / "hi.wav", 32000, seconds=1.0, freq=1000.0)
+    full = load_audio(tmp_path / "hi.wav", 16000, 1)
+    torch.manual_seed(4)
+    sig = load_crop(tmp_path / "hi.wav", 16000, 1, 4000)
+    torch.manual_seed(4)
+    assert torch.equal(sig, crop(full, 4000))
+    assert sig.shape == (4000, 1)
+    assert peak_frequency(sig[:, 0].numpy(), 16000) == pytest.approx(
+        1000, abs=5
+    )
+    with pytest.raises(RuntimeError, match="absent.wav"):
+        load_crop(tmp_path / "absent.wav", 8000, 1, 10)
+
+
+def at_rate_manifest(folder, rates):
+    """Clips of 0.25 s at ``rates`` (one per clip), 2 channels, a manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["ID,duration,wav,scene,sample_rate"]
+    for n, rate in enumerate(rates):
+        path = write_noise(
+            folder / f"c{n}.wav", rate, rate // 4, 2, "PCM_16", n
+        )
+        lines.append(f"c{n},0.25,{path},park,{rate}")
+    manifest = folder / "train.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_resampled_once_equals_resampled_at_every_read(tmp_path):
+    from speechbrain_kd.dataio import manifest_at_rate
+
+    manifest = at_rate_manifest(tmp_path / "data", [48000, 16000, 44100])
+    out = manifest_at_rate(manifest, 16000, tmp_path / "at16k")
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["ID"] for r in rows] == ["c0", "c1", "c2"]
+    assert {r["sample_rate"] for r in rows} == {"16000"}
+    assert rows[1]["wav"] == str(tmp_path / "data" / "c1.wav")  # kept
+    for row, source in zip(rows, ["c0", "c1", "c2"], strict=True):
+        for channels in (1, 2):
+            assert torch.equal(
+                load_audio(row["wav"], 16000, channels),
+                load_audio(
+                    tmp_path / "data" / f"{source}.wav", 16000, channels
+                ),
+            )
+    # A crop of the copy is the crop the phase took before, same draw.
+    pipeline = audio_pipeline(16000, 2, crop_seconds=0.1)
+    torch.manual_seed(3)
+    old = pipeline(str(tmp_path / "data" / "c0.wav"))
+    torch.manual_seed(3)
+    assert torch.equal(pipeline(rows[0]["wav"]), old)
+
+
+def test_resampled_copies_are_reused_and_remade_when_stale(tmp_path):
+    from speechbrain_kd.dataio import manifest_at_rate
+
+    manifest = at_rate_manifest(tmp_path / "data", [16000, 16000])
+    folder = tmp_path / "at8k"
+    out = manifest_at_rate(manifest, 8000, folder)
+    copies = sorted(folder.glob("*.wav"))
+    stamps = [p.stat().st_mtime_ns for p in [out, *copies]]
+    assert manifest_at_rate(manifest, 8000, folder) == out
+    assert [p.stat().st_mtime_ns for p in [out, *copies]] == stamps
+    # A source changed on disk: its copy is remade, the other one kept.
+    write_noise(tmp_path / "data" / "c1.wav", 16000, 2000, 2, "PCM_16", 9)
+    manifest_at_rate(manifest, 8000, folder)
+    assert copies[0].stat().st_mtime_ns == stamps[1]
+    assert torch.equal(
+        load_audio(copies[1], 8000, 2),
+        load_audio(tmp_path / "data" / "c1.wav", 8000, 2),
+    )
+    # A copy deleted is remade; nothing half-written is left behind.
+    copies[0].unlink()
+    manifest_at_rate(manifest, 8000, folder)
+    assert copies[0].is_file()
+    out.unlink()
+    assert manifest_at_rate(manifest, 8000, folder) == out and out.is_file()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_resampling_a_missing_or_bad_file_names_it(tmp_path):
+    from speechbrain_kd.dataio import manifest_at_rate
+
+    manifest = at_rate_manifest(tmp_path / "data", [16000])
+    (tmp_path / "data" / "c0.wav").unlink()
+    with pytest.raises(FileNotFoundError, match="c0.wav of clip c0"):
+        manifest_at_rate(manifest, 8000, tmp_path / "at8k")
+    (tmp_path / "data" / "c0.wav").write_text("not audio")
+    with pytest.raises(RuntimeError, match="c0.wav"):
+        manifest_at_rate(manifest, 8000, tmp_path / "at8k")
+    assert not list((tmp_path / "at8k").glob("*.wav"))
+    bare = tmp_path / "bare.csv"
+    bare.write_text("ID,wav\nc0,/x.wav\n")
+    with pytest.raises(ValueError, match="sample_rate"):
+        manifest_at_rate(bare, 8000, tmp_path / "at8k")

@@ -240,3 +240,23 @@ def test_bad_model_settings_are_named():
         LogMelCNN(**{**SMALL_MEL, "n_fft": 128})
     with pytest.raises(ValueError, match="shortcut_kernel"):
         RawWaveformCNN(shortcut_kernel=2)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_logmel_family_defaults_work_at_every_rate(rate):
+    # The family's own defaults, as --model=logmel_cnn gives them: the FFT
+    # must hold the 25-ms window at the paper's 48 kHz too.
+    from speechbrain_kd.models import build_family
+
+    modules = build_family(
+        "logmel_cnn",
+        {"conv_channels": [4]},
+        in_channels=2,
+        n_classes=3,
+        sample_rate=rate,
+        embedding_dim=8,
+    )
+    emb = modules["embedding_model"]
+    assert emb.config["n_fft"] >= round(0.025 * rate) > emb.config["n_fft"] / 2
+    logits = modules["classifier"](emb(torch.randn(2, rate // 2, 2)))
+    assert logits.shape == (2, 3)

@@ -291,3 +291,17 @@ def test_make_soft_labels_picks_the_mode(setup):
     assert isinstance(cached, SoftLabelCache) and len(cached.ids) == 6
     with pytest.raises(ValueError, match="'online' or 'cached'"):
         make_soft_labels("both", ensemble)
+
+
+def test_cache_read_by_loader_workers_is_the_same(setup):
+    from speechbrain_kd.soft_labels import compute_teacher_logits
+
+    _, teachers, manifest = setup
+    ensemble = TeacherEnsemble.from_phase_folders(teachers, labels=LABELS)
+    args = (ensemble, manifest, RATE, 2, 2, 0.2)
+    serial = compute_teacher_logits(*args, batch_size=4, num_workers=0)
+    # Two workers, a last batch of 2: clips must keep manifest order.
+    workers = compute_teacher_logits(*args, batch_size=4, num_workers=2)
+    assert serial.shape == (6, 3, 2, 3)
+    assert torch.equal(serial, workers)
+    assert not torch.equal(serial[0], serial[1])
