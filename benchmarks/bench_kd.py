@@ -9,6 +9,9 @@ them alike), for one configuration of the DCASE2019 recipe:
   (the recipe's own datasets, ``train.dataio_prep``, through the Brain's
   ``make_dataloader`` at the preset's worker count) over clips/s the
   Brain's training step consumes on batches already loaded;
+- ``crop_read_over_whole_read``: reading a training crop's frames alone
+  (``dataio.load_crop``) over reading the whole file and cropping it, per
+  clip of the training set;
 - ``cached_kd_over_baseline_step``: a distillation step with cached soft
   labels over a baseline step (same student, batch and crop; center loss in
   both, mixup off in both);
@@ -45,7 +48,7 @@ Teachers are untrained (timing only). Figures are medians over repeats.
 
     python benchmarks/bench_kd.py [--json PATH] [--device cpu|cuda]
         [--config demo|paper] [--clips_per_scene N] [--repeats R]
-        [--work FOLDER] [--only NAME ...]
+        [--work FOLDER] [--only NAME ...] [--num_workers N|auto]
 """
 
 import argparse
@@ -85,6 +88,7 @@ DATA = {
 MEASUREMENTS = ("cache", "steps", "loader", "inference", "precision", "startup")
 RATIO_KEYS = (
     "loader_over_step_throughput",
+    "crop_read_over_whole_read",
     "cached_kd_over_baseline_step",
     "online_kd_over_cached_kd_step",
     "brain_over_bare_step",
@@ -97,7 +101,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 # The child that times a phase's start-up: train.py runs unchanged, and the
 # first training step prints the marks and ends the process.
 STARTUP_WRAPPER = r"""
-import json, os, runpy, sys, time
+import json, os, runpy, sys, threading, time
 marks = {"interpreter": time.time()}
 import speechbrain_kd.brain as brain
 marks["imports"] = time.time()
@@ -109,6 +113,9 @@ def timed_fit(self, *args, **kwargs):
 def first_step(self, batch):
     marks["first_step"] = time.time()
     print("BENCH_MARKS " + json.dumps(marks), flush=True)
+    for thread in threading.enumerate():  # env.log, so that no pip outlives
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
     os._exit(0)
 cls.fit, cls.fit_batch = timed_fit, first_step
 sys.argv = sys.argv[1:]
@@ -777,10 +784,37 @@ def _measure_loader(config, bench, device, repeats):
         "loader_num_workers": loader.num_workers,  # "auto" resolved
         "loader_tracemalloc_peak_mib": peak / MIB,
     }
+    reads = _measure_crop_read(config, bench, repeats)
+    out.update(reads)
     return (
-        {"loader_over_step_throughput": loader_rate / step_rate},
+        {
+            "loader_over_step_throughput": loader_rate / step_rate,
+            "crop_read_over_whole_read": _ratio(reads, "crop_read", "whole"),
+        },
         figures,
         out,
+    )
+
+
+def _measure_crop_read(config, bench, repeats):
+    """A training crop read alone against the whole file read and cropped."""
+    from speechbrain_kd.dataio import crop, load_audio, load_crop
+
+    s = config["settings"]
+    rate, channels = s["sample_rate"], s["n_channels"]
+    n_samples = int(round(s["crop_seconds"] * rate))
+    paths = [row["wav"] for row in bench["datasets"]["train"].data.values()]
+    return interleave(
+        {
+            "crop_read": lambda path: load_crop(
+                path, rate, channels, n_samples
+            ),
+            "whole": lambda path: crop(
+                load_audio(path, rate, channels), n_samples
+            ),
+        },
+        paths,
+        repeats,
     )
 
 
@@ -898,13 +932,19 @@ def _measure_startup(config, bench, device, repeats):
         marks.append({k: v - spawned for k, v in found.items()})
         # What no phase can avoid: the interpreter, torch and SpeechBrain,
         # and torch._dynamo (imported by the first torch.optim optimizer).
+        # The child prints the time itself: its exit is not start-up.
         spawned = time.time()
-        subprocess.run(
-            [sys.executable, "-c", "import speechbrain, torch._dynamo"],
+        floor = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import speechbrain, time, torch._dynamo; print(time.time())",
+            ],
             check=True,
             capture_output=True,
+            text=True,
         )
-        marks[-1]["import_floor"] = time.time() - spawned
+        marks[-1]["import_floor"] = float(floor.stdout.split()[-1]) - spawned
     figures = {
         f"startup_{k}_s": statistics.median(m[k] for m in marks)
         for k in marks[0]
@@ -1119,8 +1159,19 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, help="data and outputs (reused)")
     parser.add_argument("--only", nargs="+", choices=MEASUREMENTS)
+    parser.add_argument(
+        "--num_workers", help="loader workers (default: the preset's)"
+    )
     args = parser.parse_args(argv)
-    config = bench_config(args.config, args.work, args.clips_per_scene)
+    overrides = {}
+    if args.num_workers is not None:
+        workers = args.num_workers
+        overrides["num_workers"] = (
+            int(workers) if workers.isdigit() else workers
+        )
+    config = bench_config(
+        args.config, args.work, args.clips_per_scene, overrides=overrides
+    )
     report = run_benchmark(config, args.device, args.repeats, args.only)
     print(format_report(report))
     if args.json:

@@ -36,6 +36,7 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
+from speechbrain.utils.repro import SaveableGenerator
 
 from speechbrain_kd.analysis import (
     classification_report,
@@ -48,6 +49,8 @@ from speechbrain_kd.labels import encoder_labels
 from speechbrain_kd.losses import mixup
 
 logger = logging.getLogger(__name__)
+
+RNG_STATE = "rng_state"  # the checkpoint's name of the random state
 
 
 class SceneClassificationBrain(sb.Brain):
@@ -196,6 +199,38 @@ class SceneClassificationBrain(sb.Brain):
                     find_unused_parameters=self.find_unused_parameters,
                 )
 
+    def on_fit_start(self):
+        """Save the random state with every checkpoint, then recover.
+
+        torch's generators (crops, mixup, partner clips, dropout; CUDA's
+        too) and the training loader's own generator are a recoverable
+        (SpeechBrain's ``SaveableGenerator``), so that a run killed at any
+        step and rerun draws exactly what the uninterrupted run draws.
+        Loading is optional: a checkpoint from before this resumes too.
+        """
+        if self.checkpointer is not None and (
+            RNG_STATE not in self.checkpointer.recoverables
+        ):
+            state = SaveableGenerator()
+            state.generators["train_loader"] = self._train_loader_generator()
+            self.checkpointer.add_recoverable(
+                RNG_STATE, state, optional_load=True
+            )
+        super().on_fit_start()
+
+    def _train_loader_generator(self):
+        """The training loader's generator, seeded from SpeechBrain's seed.
+
+        Its own generator, because a DataLoader draws a seed for its
+        workers from the global one each time it is iterated (with no
+        worker too): resumed in mid-epoch, that draw would come twice.
+        """
+        if getattr(self, "_loader_generator", None) is None:
+            self._loader_generator = torch.Generator().manual_seed(
+                torch.initial_seed()
+            )
+        return self._loader_generator
+
     def make_dataloader(
         self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs
     ):
@@ -203,10 +238,15 @@ class SceneClassificationBrain(sb.Brain):
 
         ``num_workers: auto`` and ``pin_memory`` are filled in for the
         Brain's device and the processes on its node
-        (:func:`speechbrain_kd.dataio.loader_options`).
+        (:func:`speechbrain_kd.dataio.loader_options`); the training loader
+        gets its own generator (:meth:`on_fit_start`).
         """
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         loader_kwargs = loader_options(loader_kwargs, self.device, processes)
+        if stage == sb.Stage.TRAIN:
+            loader_kwargs.setdefault(
+                "generator", self._train_loader_generator()
+            )
         return super().make_dataloader(
             dataset, stage, ckpt_prefix, **loader_kwargs
         )
