@@ -68,9 +68,7 @@ def test_killed_run_resumes_bit_identical(
 ):
     folder = tmp_path / "killed"
     args = [*baseline_args(tiny_demo, folder, 3), *RESUME_ARGS]
-    killed = run_script(
-        ["-c", KILL_AT_STEP, killed_after, *args], check=False
-    )
+    killed = run_script(["-c", KILL_AT_STEP, killed_after, *args], check=False)
     assert killed.returncode == -9, killed.stdout[-2000:]
     assert not (folder / "test_results.json").exists()
     run_script(args)
