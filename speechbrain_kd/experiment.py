@@ -1,14 +1,82 @@
 """What a phase writes into its experiment folder beside SpeechBrain."""
 
+import contextlib
+import fcntl
 import os
+import socket
+import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import speechbrain as sb
 from speechbrain.utils.logger import get_environment_description
 
 ENV_LOG = "env.log"
+LOCK_FILE = ".writer.lock"
+
+
+class FolderInUse(RuntimeError):
+    """Another run holds the output folder (:func:`sole_writer`)."""
+
+
+@contextlib.contextmanager
+def sole_writer(folder):
+    """Make this run the only one writing ``folder`` while the block runs.
+
+    An exclusive ``flock`` on ``folder/.writer.lock``, which names the
+    holder (process, host, start time, command). A second run on the same
+    folder stops at once with that name instead of mixing its checkpoints
+    and results with the first one's. The operating system drops the lock
+    when the holder ends, however it ends (SIGKILL included), so a killed
+    run never leaves the folder locked. Only the main process of a
+    multi-process run takes it. (``flock`` does not reach across hosts on
+    every network file system.)
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        Created if missing.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir") + "/run"
+    >>> with sole_writer(folder):
+    ...     with sole_writer(folder):
+    ...         pass
+    Traceback (most recent call last):
+    ...
+    speechbrain_kd.experiment.FolderInUse: .../run is being written by ...
+    >>> with sole_writer(folder):  # free again
+    ...     pass
+    """
+    if not sb.utils.distributed.if_main_process():
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FolderInUse(
+                f"{folder} is being written by another run ({holder}): wait "
+                "for it to end, or use another --output_folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)}\n"
+        )
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_env_log(folder):

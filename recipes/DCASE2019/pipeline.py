@@ -46,6 +46,7 @@ from speechbrain_kd.analysis import (
     read_confusing_pairs,
     write_json_atomic,
 )
+from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.models import family_overrides, known_families
 
 RECIPE = Path(__file__).resolve().parent
@@ -236,8 +237,9 @@ class Pipeline:
     """Run the phases in order, skipping the ones already complete."""
 
     def __init__(self, args, overrides, run_opts):
-        self.output = Path(args.output_folder).absolute()
-        self.data_folder = Path(args.data_folder).absolute()
+        # Resolved: a folder named through a symbolic link is the same run.
+        self.output = Path(args.output_folder).resolve()
+        self.data_folder = Path(args.data_folder).resolve()
         self.preset = load_preset(args.preset)
         self.preset_name = args.preset
         check_overrides(overrides)
@@ -328,16 +330,24 @@ class Pipeline:
         digest = hashlib.sha256(
             json.dumps(settings, sort_keys=True).encode()
         ).hexdigest()
-        if stamp.is_file() and (folder / done_file).is_file():
+        finished = (folder / done_file).is_file()
+        if stamp.is_file():
             previous = json.loads(stamp.read_text())
-            if previous.get("digest") == digest:
+            if previous.get("digest") != digest:
+                state = "finished" if finished else "interrupted"
+                raise SystemExit(
+                    f"{folder} holds an {state} {name} made with other "
+                    f"settings ({changed_settings(previous, settings)}); "
+                    "use another --output_folder or delete it"
+                )
+            if finished and previous.get("seconds") is not None:
                 print(f"[pipeline] {name}: complete, skipped ({folder})")
-                self.timings[name] = previous.get("seconds", 0.0)
+                self.timings[name] = previous["seconds"]
                 return folder
-            raise SystemExit(
-                f"{folder} holds a finished {name} made with other "
-                "settings; use another --output_folder or delete it"
-            )
+        # Written first, so that an interrupted phase is known by its settings.
+        write_json_atomic(
+            stamp, {"digest": digest, "settings": settings, "seconds": None}
+        )
         command = [sys.executable, str(RECIPE / "train.py")]
         command.append(str(HPARAMS / phase_yaml))
         command += [f"--{k}={json.dumps(v)}" for k, v in overrides.items()]
@@ -465,6 +475,33 @@ class Pipeline:
         return summary
 
 
+def changed_settings(previous, settings):
+    """The settings that differ between a phase's stamp and this run.
+
+    Example
+    -------
+    >>> changed_settings(
+    ...     {"settings": {"overrides": {"lr": 0.1, "seed": 1}}},
+    ...     {"overrides": {"lr": 0.2, "seed": 1}})
+    'lr: 0.1 then, 0.2 now'
+    """
+    before = previous.get("settings", {})
+    flat = {}
+    for part in ("hparams", "overrides", "run_opts"):
+        old, new = before.get(part), settings.get(part)
+        if part == "overrides":
+            for key in sorted(set(old or {}) | set(new or {})):
+                flat[key] = ((old or {}).get(key), (new or {}).get(key))
+        else:
+            flat[part] = (old, new)
+    changes = [
+        f"{key}: {old} then, {new} now"
+        for key, (old, new) in flat.items()
+        if old != new
+    ]
+    return "; ".join(changes) or "a stamp of another format"
+
+
 def phase_entry(results, folder):
     """The part of a phase's test results that the summary keeps."""
     return {
@@ -518,18 +555,21 @@ def main(argv=None):
     )
     args, extra = parser.parse_known_args(argv)
     overrides, run_opts = parse_extra(extra)
-    if args.data_folder is None:
-        from speechbrain_kd.demo_data import generate_demo_dataset
-
-        args.data_folder = str(Path(args.output_folder) / "demo_data")
-        generate_demo_dataset(args.data_folder)
-        args.preset = args.preset or "demo"
-    args.preset = args.preset or "paper"
     try:
-        Pipeline(args, overrides, run_opts).run()
+        with sole_writer(Path(args.output_folder).resolve()):
+            if args.data_folder is None:
+                from speechbrain_kd.demo_data import generate_demo_dataset
+
+                args.data_folder = str(Path(args.output_folder) / "demo_data")
+                generate_demo_dataset(args.data_folder)
+                args.preset = args.preset or "demo"
+            args.preset = args.preset or "paper"
+            Pipeline(args, overrides, run_opts).run()
     except PhaseFailed as failure:
         print(failure, file=sys.stderr)
         raise SystemExit(1) from None
+    except FolderInUse as error:
+        raise SystemExit(str(error)) from None
 
 
 def yaml_mapping(text):

@@ -38,7 +38,7 @@ from speechbrain_kd.dataio import (
     load_audio,
     manifest_at_rate,
 )
-from speechbrain_kd.experiment import start_env_log
+from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
 from speechbrain_kd.hparams_preview import preview_hparams
 from speechbrain_kd.labels import (
     encoder_labels,
@@ -308,7 +308,12 @@ def main(argv):
     sb.utils.distributed.ddp_init_group(run_opts)
     overrides = yaml.safe_load(overrides) if overrides else {}
     for run in specialist_overrides(hparams_file, overrides):
-        run_phase(hparams_file, run_opts, run)
+        folder = preview_hparams(hparams_file, run)["output_folder"]
+        try:
+            with sole_writer(Path(folder).resolve()):
+                run_phase(hparams_file, run_opts, run)
+        except FolderInUse as error:
+            raise SystemExit(str(error)) from None
 
 
 if __name__ == "__main__":

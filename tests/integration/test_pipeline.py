@@ -58,6 +58,34 @@ def test_changed_settings_are_refused(pipeline_run, tiny_demo):
     assert "other settings" in result.stderr
 
 
+def test_output_folder_through_a_symbolic_link_is_the_same_run(
+    pipeline_run, tiny_demo, tmp_path
+):
+    link = tmp_path / "link"
+    link.symlink_to(pipeline_run["folder"], target_is_directory=True)
+    result = run_script(pipeline_args(tiny_demo, link))
+    assert result.stdout.count("complete, skipped") == 5
+
+
+def test_interrupted_phase_with_other_settings_is_refused(tiny_demo, tmp_path):
+    out = tmp_path / "out"
+    # A phase that stops part-way (here: on its first clip).
+    failing = pipeline_args(tiny_demo, out, "--n_channels=3")
+    assert run_script(failing, check=False).returncode == 1
+    assert not (out / "baseline" / "test_results.json").exists()
+    result = run_script(pipeline_args(tiny_demo, out, "--lr=0.5"), check=False)
+    assert result.returncode != 0
+    assert "holds an interrupted baseline made with other settings" in (
+        result.stderr
+    )
+    assert "n_channels: 3 then, None now" in result.stderr
+    assert "lr: " in result.stderr and "0.5 now" in result.stderr
+    # The same settings again: resumed (here it fails the same way).
+    again = run_script(failing, check=False)
+    assert again.returncode == 1 and "other settings" not in again.stderr
+    assert "3 channels" in again.stdout + again.stderr
+
+
 def test_specialists_cut_errors_in_their_pairs(pipeline_run):
     """Fewer errors inside the target pairs than the baseline makes.
 

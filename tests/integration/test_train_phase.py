@@ -177,3 +177,44 @@ def test_label_encoder_warns_nothing(tiny_demo, tmp_path):
         [*baseline_args(tiny_demo, tmp_path / "w", 1), "--num_workers=2"]
     )
     assert "expect_len" not in result.stdout + result.stderr
+
+
+HOLD_FOLDER = """
+import sys, time
+from speechbrain_kd.experiment import sole_writer
+with sole_writer(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_second_writer_is_refused_until_the_first_is_killed(
+    tiny_demo, tmp_path
+):
+    import subprocess
+    import sys
+
+    out = tmp_path / "one"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FOLDER, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for args in (
+            baseline_args(tiny_demo, out, 1),
+            [RECIPE / "pipeline.py", f"--output_folder={out}", "--debug"],
+        ):
+            refused = run_script(args, check=False)
+            assert refused.returncode == 1
+            assert f"is being written by another run (pid {holder.pid}" in (
+                refused.stderr
+            )
+            assert "Traceback" not in refused.stderr
+        assert not (out / "save").exists()  # nothing written meanwhile
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs
+        holder.wait()
+    run_script([*baseline_args(tiny_demo, out, 1), "--debug"])
+    assert (out / "test_results.json").is_file()
