@@ -114,6 +114,7 @@ class SceneClassificationBrain(sb.Brain):
             loss = self.training_loss(predictions, batch, targets)
         else:
             loss = F.cross_entropy(logits, targets)
+            self._stop_if_nonfinite(loss, batch, stage)
             self._records["ids"].extend(batch.id)
             self._records["targets"].append(targets.cpu())
             self._records["log_probs"].append(
@@ -129,6 +130,47 @@ class SceneClassificationBrain(sb.Brain):
                 loss = loss + lam * center_loss(embeddings, targets)
                 loss = loss + (1 - lam) * center_loss(embeddings, targets_b)
         return loss
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Keep the batch, so that a non-finite loss can name its clips."""
+        self._batch = batch
+
+    def check_loss_isfinite(self, loss):
+        """Stop at the first non-finite training loss, naming the clips.
+
+        SpeechBrain skips such batches silently up to
+        ``nonfinite_patience``; a NaN from the data or from diverging
+        training is a result that must not be averaged away. The check
+        costs nothing extra: SpeechBrain reads the loss here anyway.
+        """
+        self._stop_if_nonfinite(loss, self._batch, sb.Stage.TRAIN)
+
+    def _stop_if_nonfinite(self, loss, batch, stage):
+        if torch.isfinite(loss):
+            return
+        where = f"{stage.name.lower()} loss is {loss.item()}"
+        if stage == sb.Stage.TRAIN:
+            epoch = getattr(
+                getattr(self.hparams, "epoch_counter", None), "current", "?"
+            )
+            where += f" at epoch {epoch}, step {self.step}"
+        bad = {}
+        for key in ("sig", "teacher_sig"):
+            if getattr(batch, key, None) is not None:
+                wavs = getattr(batch, key).data
+                finite = torch.isfinite(wavs.flatten(1)).all(1).tolist()
+                bad.update((i, key) for i, ok in enumerate(finite) if not ok)
+        if bad:
+            clips = ", ".join(
+                f"{batch.id[i]} ({key})" for i, key in bad.items()
+            )
+            cause = f"these clips hold NaN or infinite samples: {clips}"
+        else:
+            cause = (
+                "the inputs are finite, so training diverged (lower lr, or "
+                f"check the model and precision); the batch: {list(batch.id)}"
+            )
+        raise FloatingPointError(f"{where}: {cause}")
 
     def training_loss(self, predictions, batch, targets):
         """Cross-entropy with one-hot labels (mixed when mixup is active).

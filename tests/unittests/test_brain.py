@@ -181,3 +181,50 @@ def test_distillation_learns_from_teacher_alone(tmp_path):
     assert (
         brain.evaluate_split(test, "test", progressbar=False)["accuracy"] >= 0.9
     )
+
+
+def fit_one_epoch(brain, train, valid=None):
+    brain.fit(
+        brain.hparams.epoch_counter,
+        train,
+        valid,
+        train_loader_kwargs={"batch_size": 6},
+        progressbar=False,
+    )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_input_stops_training_naming_the_clip(tmp_path, bad):
+    brain = make_brain(tmp_path)
+    data = toy_dataset(4, seed=0)
+    data.data["park-2"]["wav"][10, 1] = bad
+    train = add_pipelines(data, brain.hparams.label_encoder)
+    with pytest.raises(FloatingPointError) as error:
+        fit_one_epoch(brain, train)
+    message = str(error.value)
+    assert "train loss is nan at epoch 1, step" in message
+    assert "NaN or infinite samples: park-2 (sig)" in message
+    assert message.count("(sig)") == 1
+
+
+def test_nonfinite_evaluation_input_is_named(tmp_path):
+    brain = make_brain(tmp_path)
+    encoder = brain.hparams.label_encoder
+    valid = toy_dataset(2, seed=1)
+    valid.data["tram-1"]["wav"][0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"valid loss is nan.*tram-1"):
+        fit_one_epoch(
+            brain,
+            add_pipelines(toy_dataset(4, seed=0), encoder),
+            add_pipelines(valid, encoder),
+        )
+
+
+def test_diverging_training_stops_naming_the_batch(tmp_path):
+    brain = make_brain(tmp_path)
+    train = add_pipelines(toy_dataset(4, seed=0), brain.hparams.label_encoder)
+    with torch.no_grad():  # weights that overflow: finite inputs, inf loss
+        brain.modules.classifier.linear.weight.fill_(3e38)
+    with pytest.raises(FloatingPointError, match="inputs are finite") as error:
+        fit_one_epoch(brain, train)
+    assert "the batch: [" in str(error.value)
