@@ -45,9 +45,18 @@ def outcome(folder):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_demo, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume") / "whole"
-    run_script([*baseline_args(tiny_demo, folder, 3), *RESUME_ARGS])
-    return outcome(folder)
+    """The uninterrupted run's outcome, per loader worker count."""
+    runs = {}
+
+    def outcome_with(workers):
+        if workers not in runs:
+            folder = tmp_path_factory.mktemp("resume") / "whole"
+            args = baseline_args(tiny_demo, folder, 3)
+            run_script([*args, *RESUME_ARGS, f"--num_workers={workers}"])
+            runs[workers] = outcome(folder)
+        return runs[workers]
+
+    return outcome_with
 
 
 # Mixup from epoch 2, so that its draws are part of what must match; an
@@ -56,24 +65,30 @@ RESUME_ARGS = ["--mixup_start_epoch=2", "--ckpt_interval_steps=2"]
 
 
 @pytest.mark.parametrize(
-    "killed_after",
+    "killed_after, workers",
     [
-        pytest.param(11, id="mid-epoch-2"),  # 9 steps per epoch
-        pytest.param(18, id="end-of-epoch-2"),
-        pytest.param(3, id="mid-epoch-1"),
+        pytest.param(11, 0, id="mid-epoch-2"),  # 9 steps per epoch
+        pytest.param(18, 0, id="end-of-epoch-2"),
+        pytest.param(3, 0, id="mid-epoch-1"),
+        # Workers draw crops from seeds the loader's generator gives them.
+        pytest.param(18, 2, id="end-of-epoch-2-two-workers"),
     ],
 )
 def test_killed_run_resumes_bit_identical(
-    tiny_demo, tmp_path, uninterrupted, killed_after
+    tiny_demo, tmp_path, uninterrupted, killed_after, workers
 ):
     folder = tmp_path / "killed"
-    args = [*baseline_args(tiny_demo, folder, 3), *RESUME_ARGS]
+    args = [
+        *baseline_args(tiny_demo, folder, 3),
+        *RESUME_ARGS,
+        f"--num_workers={workers}",
+    ]
     killed = run_script(["-c", KILL_AT_STEP, killed_after, *args], check=False)
     assert killed.returncode == -9, killed.stdout[-2000:]
     assert not (folder / "test_results.json").exists()
     run_script(args)
-    resumed = outcome(folder)
-    assert resumed["results"] == uninterrupted["results"]
-    assert resumed["predictions"] == uninterrupted["predictions"]
+    resumed, whole = outcome(folder), uninterrupted(workers)
+    assert resumed["results"] == whole["results"]
+    assert resumed["predictions"] == whole["predictions"]
     # Every epoch logged once, with the same losses to the last digit.
-    assert resumed["log"] == uninterrupted["log"]
+    assert resumed["log"] == whole["log"]
