@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -156,6 +157,13 @@ def prepare_dcase2019(
         )
     for split in rows:
         rows[split] = [row for row in rows[split] if row is not None]
+        if not rows[split]:
+            skipped = f" ({len(bad)} bad files left out)" if bad else ""
+            raise ValueError(
+                f"{fold_files[split]} gives no {split} clip{skipped}: "
+                "every split needs clips"
+            )
+    _warn_odd_formats([row for split in rows.values() for row in split])
     rows["train"], rows["valid"] = _split_by_identifier(
         rows["train"], valid_ratio, seed
     )
@@ -173,6 +181,35 @@ def prepare_dcase2019(
     )
     logger.info("prepared %s in %s", counts, save_folder)
     return counts
+
+
+def _warn_odd_formats(rows):
+    """Name the files whose rate or channel count differ from most files.
+
+    They still work (phases resample and adapt channels), but in a set
+    recorded one way they are usually a mistake worth seeing.
+    """
+    for key, unit in (("sample_rate", "Hz"), ("channels", "channel(s)")):
+        counts = {}
+        for row in rows:
+            counts.setdefault(row[key], []).append(row["wav"])
+        if len(counts) < 2:
+            continue
+        common = max(counts, key=lambda value: len(counts[value]))
+        odd = [
+            f"{path} ({value} {unit})"
+            for value, paths in sorted(counts.items())
+            if value != common
+            for path in paths
+        ]
+        logger.warning(
+            "%d file(s) differ from the %d %s of the others (resampled or "
+            "adapted when read):\n  %s",
+            len(odd),
+            common,
+            unit,
+            "\n  ".join(odd[:20]) + ("\n  ..." if len(odd) > 20 else ""),
+        )
 
 
 def _check_layout(data_folder, meta_file, fold_files):
@@ -277,6 +314,13 @@ def _probe_audio(path, options):
         return None, f"unreadable ({error})"
     if audio.frames <= 0:
         return None, "empty"
+    # libsndfile reads what is there of a cut file; its header says more.
+    cut = re.search(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)", audio.extra_info)
+    if cut and int(cut.group(1)) > int(cut.group(2)):
+        return None, (
+            f"truncated (its header announces {cut.group(1)} bytes of audio, "
+            f"the file holds {cut.group(2)})"
+        )
     rate, channels = options["sample_rate"], options["channels"]
     if rate is not None and audio.samplerate != rate:
         return None, f"sample rate {audio.samplerate} Hz, expected {rate} Hz"

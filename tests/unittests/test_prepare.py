@@ -262,3 +262,43 @@ def test_runs_through_run_on_main(tmp_path):
         kwargs={"data_folder": data, "save_folder": tmp_path / "out"},
     )
     assert len(read(tmp_path / "out" / "test.csv")) == 9
+
+
+def test_truncated_file_is_named(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    cut = data / "audio" / "bus-lyon-2-1-a.wav"
+    soundfile.write(cut, np.full((9600, 2), 0.1), 48000)  # 0.2 s
+    cut.write_bytes(cut.read_bytes()[:20000])  # a copy that stopped early
+    with pytest.raises(ValueError, match=f"{cut}: truncated") as error:
+        prepare_dcase2019(data, tmp_path / "out")
+    assert "announces 38400 bytes of audio" in str(error.value)
+    assert not (tmp_path / "out" / "train.csv").exists()
+
+
+@pytest.mark.parametrize("fold", ["fold1_train.csv", "fold1_evaluate.csv"])
+def test_empty_split_is_refused(tmp_path, fold):
+    data = make_layout(tmp_path / "data", "2019")
+    path = data / "evaluation_setup" / fold
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+    with pytest.raises(ValueError, match=f"{fold} gives no .* clip"):
+        prepare_dcase2019(data, tmp_path / "out")
+
+
+def test_all_bad_files_skipped_leave_an_empty_split_named(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    for path in (data / "audio").glob("*-lyon-0-*"):  # every test clip
+        path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no test clip \(9 bad files"):
+        prepare_dcase2019(data, tmp_path / "out", skip_bad_files=True)
+
+
+def test_files_of_another_format_are_named_in_a_warning(tmp_path, caplog):
+    data = make_layout(tmp_path / "data", "2019")
+    odd = data / "audio" / "metro-lyon-1-2-a.wav"
+    soundfile.write(odd, np.zeros((3200, 1)), 16000)
+    with caplog.at_level("WARNING"):
+        counts = prepare_dcase2019(data, tmp_path / "out")
+    assert counts["skipped"] == 0  # still used: resampled and adapted
+    assert f"{odd} (16000 Hz)" in caplog.text
+    assert f"{odd} (1 channel(s))" in caplog.text
+    assert "differ from the 48000 Hz of the others" in caplog.text
