@@ -7,6 +7,10 @@ overrides and resolves ``!ref`` exactly as ``load_hyperpyyaml`` does, but
 leaves every ``!new:`` / ``!name:`` / ``!apply:`` object as ``None``.
 """
 
+import difflib
+import re
+from pathlib import Path
+
 import yaml
 from hyperpyyaml import resolve_references
 
@@ -49,3 +53,122 @@ def preview_hparams(hparams_file, overrides=None):
             fin, overrides or {}, overrides_must_match=True
         )
     return yaml.load(resolved, Loader=_PreviewLoader) or {}
+
+
+class SettingError(ValueError):
+    """A setting has a value its phase cannot use (names the setting)."""
+
+
+def _count(minimum):
+    def rule(value):
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (value >= minimum)
+        )
+
+    return rule, f"an integer, at least {minimum}"
+
+
+def _number(low, low_open=False, high=None):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        above = value > low if low_open else value >= low
+        return above and (high is None or value < high)
+
+    sign = ">" if low_open else ">="
+    text = f"a number {sign} {low}" + (f" and < {high}" if high else "")
+    return rule, text
+
+
+def _or_none(checked):
+    rule, text = checked
+    return (lambda value: value is None or rule(value)), f"{text}, or null"
+
+
+def _workers(value):
+    return value == "auto" or _count(0)[0](value)
+
+
+# What each common setting of the recipes' phases must be.
+SETTING_RULES = {
+    "number_of_epochs": _count(1),
+    "batch_size": _count(1),
+    "eval_batch_size": _count(1),
+    "embedding_dim": _count(1),
+    "n_channels": _count(1),
+    "sample_rate": _count(1),
+    "attention_heads": _count(1),
+    "top_k_pairs": _count(1),
+    "lr_decay_epochs": _count(1),
+    "mixup_start_epoch": _count(0),
+    "seed": _count(0),
+    "n_classes": _or_none(_count(2)),
+    "lr": _number(0, low_open=True),
+    "center_lr": _number(0, low_open=True),
+    "lr_decay_factor": _number(0, low_open=True),
+    "weight_decay": _number(0),
+    "center_loss_weight": _number(0),
+    "mixup_alpha": _number(0),
+    "valid_ratio": _number(0, high=1),
+    "crop_seconds": _or_none(_number(0, low_open=True)),
+    "num_workers": (_workers, "an integer, at least 0, or auto"),
+}
+
+
+def check_settings(settings, source):
+    """Refuse a setting whose value no phase can use, naming it.
+
+    Only the keys of :data:`SETTING_RULES` that ``settings`` holds are
+    checked, before anything is built or written, so that a typo such as
+    ``--number_of_epochs=abc`` or ``--lr=-1`` stops the run at once with
+    the setting's name instead of deep inside training.
+
+    Arguments
+    ---------
+    settings : dict
+        Plain settings (:func:`preview_hparams`, or command-line overrides).
+    source : str
+        Where they come from, for the message.
+
+    Example
+    -------
+    >>> check_settings({"lr": 0.001, "num_workers": "auto"}, "baseline.yaml")
+    >>> check_settings({"number_of_epochs": "abc"}, "baseline.yaml")
+    Traceback (most recent call last):
+    ...
+    speechbrain_kd.hparams_preview.SettingError: ...: number_of_epochs='abc' ...
+    """
+    for key, value in settings.items():
+        if key in SETTING_RULES:
+            rule, text = SETTING_RULES[key]
+            if not rule(value):
+                raise SettingError(f"{source}: {key}={value!r} must be {text}")
+
+
+def unknown_key_message(key, known, where):
+    """Say that ``key`` is not a setting of ``where``, with the closest.
+
+    Example
+    -------
+    >>> print(unknown_key_message("lrr", ["lr", "seed"], "x.yaml"))
+    'lrr' is not a setting of x.yaml; did you mean 'lr'?
+    """
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{key!r} is not a setting of {where}{hint}"
+
+
+def yaml_keys(hparams_file):
+    """The top-level keys of a HyperPyYAML file, read without loading it.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/x.yaml"
+    >>> _ = open(path, "w").write("a: 1\nb: !PLACEHOLDER\nc:\n    d: 2\n")
+    >>> sorted(yaml_keys(path))
+    ['a', 'b', 'c']
+    """
+    text = Path(hparams_file).read_text(encoding="utf-8")
+    return set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))

@@ -27,7 +27,6 @@ minutes on 2 CPU cores (the default when no ``--data_folder`` is given).
 """
 
 import argparse
-import difflib
 import hashlib
 import json
 import logging
@@ -47,6 +46,12 @@ from speechbrain_kd.analysis import (
     write_json_atomic,
 )
 from speechbrain_kd.experiment import FolderInUse, sole_writer
+from speechbrain_kd.hparams_preview import (
+    SettingError,
+    check_settings,
+    unknown_key_message,
+    yaml_keys,
+)
 from speechbrain_kd.models import family_overrides, known_families
 
 RECIPE = Path(__file__).resolve().parent
@@ -67,12 +72,6 @@ class PhaseFailed(Exception):
     """A phase's script ended with an error (its own message is shown)."""
 
 
-def yaml_keys(hparams_file):
-    """The top-level keys of a HyperPyYAML file (without loading it)."""
-    text = Path(hparams_file).read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))
-
-
 def yaml_default(hparams_file, key):
     """The value a HyperPyYAML file gives a plain top-level ``key``."""
     text = Path(hparams_file).read_text(encoding="utf-8")
@@ -85,13 +84,6 @@ def phase_keys():
     return {
         phase: yaml_keys(HPARAMS / name) for phase, name in PHASE_YAMLS.items()
     }
-
-
-def unknown_key_message(key, known, where):
-    """Say that ``key`` is not a setting of ``where``, with the closest."""
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{key!r} is not a setting of {where}{hint}"
 
 
 def check_preset(preset, path):
@@ -153,6 +145,10 @@ def check_overrides(overrides):
             raise SystemExit(
                 f"--{key}: " + unknown_key_message(key, known, "any phase")
             )
+    try:
+        check_settings(overrides, "the command line")
+    except SettingError as error:
+        raise SystemExit(str(error)) from None
 
 
 def _copy_stream(source, sink, tail):

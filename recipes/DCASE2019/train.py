@@ -39,7 +39,13 @@ from speechbrain_kd.dataio import (
     manifest_at_rate,
 )
 from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
-from speechbrain_kd.hparams_preview import preview_hparams
+from speechbrain_kd.hparams_preview import (
+    SettingError,
+    check_settings,
+    preview_hparams,
+    unknown_key_message,
+    yaml_keys,
+)
 from speechbrain_kd.labels import (
     encoder_labels,
     load_or_create_label_encoder,
@@ -195,9 +201,33 @@ def prepare_data(settings):
         return sorted({row["scene"] for row in csv.DictReader(f)})
 
 
+def phase_settings(hparams_file, overrides):
+    """The phase's plain settings, checked before anything is written."""
+    try:
+        settings = preview_hparams(hparams_file, overrides)
+    except KeyError as error:
+        key = next(k for k in overrides if k not in yaml_keys(hparams_file))
+        known = yaml_keys(hparams_file)
+        raise SettingError(
+            f"--{key}: " + unknown_key_message(key, known, hparams_file)
+        ) from error
+    check_settings(settings, hparams_file)
+    folders = [("init_from", settings.get("init_from"))] + [
+        ("teacher_folders", folder)
+        for folder in settings.get("teacher_folders") or []
+    ]
+    for key, folder in folders:
+        if folder and not (Path(folder) / "save" / MODEL_SPEC_FILE).is_file():
+            raise SettingError(
+                f"--{key}: {folder} is not the output folder of a finished "
+                f"training phase (no save/{MODEL_SPEC_FILE})"
+            )
+    return settings
+
+
 def run_phase(hparams_file, run_opts, overrides):
     """Train (unless the phase only evaluates) and evaluate one model."""
-    settings = preview_hparams(hparams_file, overrides)
+    settings = phase_settings(hparams_file, overrides)
     if settings.get("model") is not None:  # fail before preparing data
         family_overrides(settings["model"], settings.get("model_options"))
     sb.create_experiment_directory(
@@ -306,14 +336,25 @@ def main(argv):
     """Parse the command line and run the phase (once per pair)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
-    overrides = yaml.safe_load(overrides) if overrides else {}
-    for run in specialist_overrides(hparams_file, overrides):
-        folder = preview_hparams(hparams_file, run)["output_folder"]
-        try:
+    try:
+        overrides = yaml.safe_load(overrides) if overrides else {}
+    except yaml.YAMLError as error:
+        # One line, so that pipeline.py can show it as the phase's error.
+        what = " ".join(
+            part for part in (error.context, error.problem) if part
+        ) or str(error)
+        raise SystemExit(
+            f"the command-line settings are not YAML ({what}): "
+            + " ".join(argv[1:])
+        ) from None
+    try:
+        phase_settings(hparams_file, overrides)  # before anything is written
+        for run in specialist_overrides(hparams_file, overrides):
+            folder = phase_settings(hparams_file, run)["output_folder"]
             with sole_writer(Path(folder).resolve()):
                 run_phase(hparams_file, run_opts, run)
-        except FolderInUse as error:
-            raise SystemExit(str(error)) from None
+    except (FolderInUse, SettingError) as error:
+        raise SystemExit(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""Bad command-line input: one clear line naming the setting, nothing written.
+
+The data-side battery (empty, truncated and non-audio files, missing
+files, scenes and columns, duplicated rows, empty splits, files of another
+format) is in ``tests/unittests/test_prepare.py``; caches in
+``test_soft_labels.py``; teachers in ``test_teachers.py``.
+"""
+
+import pytest
+
+from tests.conftest import RECIPE, pipeline_args, run_script
+
+pytestmark = pytest.mark.slow
+
+
+def phase(yaml, data, out, *extra):
+    return [
+        RECIPE / "train.py",
+        RECIPE / "hparams" / yaml,
+        f"--data_folder={data}",
+        f"--output_folder={out}",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "yaml, extra, message",
+    [
+        (
+            "baseline.yaml",
+            ["--number_of_epochs=abc"],
+            "number_of_epochs='abc' must be an integer, at least 1",
+        ),
+        ("baseline.yaml", ["--lr=-1"], "lr=-1 must be a number > 0"),
+        ("baseline.yaml", ["--batch_size=0"], "batch_size=0 must be"),
+        ("baseline.yaml", ["--valid_ratio=1.5"], "valid_ratio=1.5 must be"),
+        ("baseline.yaml", ["--num_workers=many"], "num_workers='many'"),
+        (
+            "baseline.yaml",
+            ["--numbr_of_epochs=3"],
+            "--numbr_of_epochs: 'numbr_of_epochs' is not a setting of "
+            f"{RECIPE / 'hparams' / 'baseline.yaml'}; did you mean "
+            "'number_of_epochs'?",
+        ),
+        (
+            "specialist.yaml",
+            ["--init_from=/tmp", "--target_pair=[metro, tram"],
+            "the command-line settings are not YAML (while parsing a flow "
+            "sequence",
+        ),
+        (
+            "ensemble.yaml",
+            ["--teacher_folders=[/nowhere/baseline]"],
+            "--teacher_folders: /nowhere/baseline is not the output folder "
+            "of a finished training phase",
+        ),
+        (
+            "specialist.yaml",
+            ["--init_from=/nowhere/baseline"],
+            "--init_from: /nowhere/baseline is not the output folder",
+        ),
+    ],
+)
+def test_bad_setting_is_one_line_and_writes_nothing(
+    tiny_demo, tmp_path, yaml, extra, message
+):
+    out = tmp_path / "out"
+    result = run_script(phase(yaml, tiny_demo, out, *extra), check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert message in last
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_pipeline_refuses_a_bad_value_before_any_phase(tiny_demo, tmp_path):
+    out = tmp_path / "out"
+    result = run_script(
+        pipeline_args(tiny_demo, out, "--number_of_epochs=0"), check=False
+    )
+    assert result.returncode == 1
+    assert "number_of_epochs=0 must be an integer, at least 1" in (
+        result.stderr
+    )
+    assert not (out / "baseline").exists()
