@@ -166,7 +166,7 @@ def yaml_keys(hparams_file):
     Example
     -------
     >>> path = getfixture("tmpdir") + "/x.yaml"
-    >>> _ = open(path, "w").write("a: 1\nb: !PLACEHOLDER\nc:\n    d: 2\n")
+    >>> _ = open(path, "w").write("a: 1\\nb: !PLACEHOLDER\\nc:\\n    d: 2\\n")
     >>> sorted(yaml_keys(path))
     ['a', 'b', 'c']
     """
