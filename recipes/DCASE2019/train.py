@@ -251,6 +251,8 @@ def run_phase(hparams_file, run_opts, overrides):
     datasets, manifests = dataio_prep(hparams)
     modules = hparams["modules"]
     phase = hparams["phase"]
+    if phase == "ensemble":
+        check_teacher_labels(modules["embedding_model"], hparams)
     brain_class = SceneClassificationBrain
     if phase == "distill":
         brain_class = DistillationBrain
@@ -292,6 +294,23 @@ def run_phase(hparams_file, run_opts, overrides):
             datasets[split],
             split,
             test_loader_kwargs=hparams["valid_dataloader_opts"],
+        )
+
+
+def check_teacher_labels(ensemble, hparams):
+    """Refuse teachers whose class order is not the phase's label encoder's.
+
+    The posteriors are compared with the data's labels index by index: a
+    teacher trained on another label set, or the same scenes in another
+    order, would be scored against the wrong classes.
+    """
+    labels = encoder_labels(hparams["label_encoder"])
+    if list(ensemble.labels) != labels:
+        folders = ", ".join(map(str, ensemble.folders.values()))
+        raise ValueError(
+            f"the teachers ({folders}) have the labels {list(ensemble.labels)}"
+            f" but the data in {hparams['prepare_folder']} has {labels}: "
+            "teachers must be trained on the same scenes"
         )
 
 

@@ -83,3 +83,46 @@ def test_pipeline_refuses_a_bad_value_before_any_phase(tiny_demo, tmp_path):
         result.stderr
     )
     assert not (out / "baseline").exists()
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pytest.param(["a", "b", "c"], id="other-scenes"),
+        pytest.param(
+            [
+                "tram",
+                "airport",
+                "bus",
+                "metro",
+                "metro_station",
+                "park",
+                "public_square",
+                "shopping_mall",
+                "street_pedestrian",
+                "street_traffic",
+            ],
+            id="same-scenes-other-order",
+        ),
+    ],
+)
+def test_ensemble_refuses_teachers_of_another_label_order(
+    tiny_demo, tmp_path, labels
+):
+    from tests.unittests.test_teachers import make_phase
+
+    teacher = make_phase(tmp_path / "teacher", seed=0, labels=labels)
+    result = run_script(
+        phase(
+            "ensemble.yaml",
+            tiny_demo,
+            tmp_path / "ensemble",
+            "--sample_rate=8000",
+            f"--teacher_folders=[{teacher}]",
+        ),
+        check=False,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"the teachers ({teacher}) have the labels {labels}" in output
+    assert not (tmp_path / "ensemble" / "test_results.json").exists()
