@@ -212,6 +212,8 @@ def parse_extra(extra):
         "debug_batches",
         "debug_epochs",
         "debug_persistently",
+        "ckpt_interval_steps",
+        "ckpt_interval_minutes",
         "log_config",
         "jit",
         "compile",
@@ -243,6 +245,11 @@ class Pipeline:
         self.run_opts = run_opts
         self.student_model = args.student_model
         self.student_model_options = args.student_model_options
+        self.processes = getattr(args, "nproc_per_node", 1)
+        if self.processes < 1:
+            raise SystemExit(
+                f"--nproc_per_node={self.processes}: give 1 or more"
+            )
         for family in (overrides.get("model"), args.student_model):
             if family is not None and family not in known_families():
                 raise SystemExit(
@@ -323,6 +330,8 @@ class Pipeline:
             "overrides": overrides,
             "run_opts": self.run_opts,
         }
+        if self.processes > 1:  # a stamp of one process stays as it was
+            settings["processes"] = self.processes
         digest = hashlib.sha256(
             json.dumps(settings, sort_keys=True).encode()
         ).hexdigest()
@@ -344,7 +353,15 @@ class Pipeline:
         write_json_atomic(
             stamp, {"digest": digest, "settings": settings, "seconds": None}
         )
-        command = [sys.executable, str(RECIPE / "train.py")]
+        command = [sys.executable]
+        if self.processes > 1:  # torchrun, one node
+            command += [
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={self.processes}",
+            ]
+        command.append(str(RECIPE / "train.py"))
         command.append(str(HPARAMS / phase_yaml))
         command += [f"--{k}={json.dumps(v)}" for k, v in overrides.items()]
         command += self.run_opts
@@ -483,7 +500,7 @@ def changed_settings(previous, settings):
     """
     before = previous.get("settings", {})
     flat = {}
-    for part in ("hparams", "overrides", "run_opts"):
+    for part in ("hparams", "overrides", "run_opts", "processes"):
         old, new = before.get(part), settings.get(part)
         if part == "overrides":
             for key in sorted(set(old or {}) | set(new or {})):
@@ -548,6 +565,13 @@ def main(argv=None):
         default=None,
         type=yaml_mapping,
         help='the student\'s model options, e.g. "{n_mels: 40}"',
+    )
+    parser.add_argument(
+        "--nproc_per_node",
+        type=int,
+        default=1,
+        help="processes per phase (torchrun on this machine; add "
+        "--distributed_backend=gloo on CPUs)",
     )
     args, extra = parser.parse_known_args(argv)
     overrides, run_opts = parse_extra(extra)

@@ -162,7 +162,8 @@ def soft_labels_for(hparams, run_opts, manifests):
     from speechbrain_kd.soft_labels import make_soft_labels
     from speechbrain_kd.teachers import TeacherEnsemble
 
-    device = run_opts.get("device", "cpu")
+    # Where the Brain runs: SpeechBrain's own guess when --device is not set.
+    device = run_opts.get("device") or sb.utils.distributed.infer_device()
     ensemble = TeacherEnsemble.from_phase_folders(
         hparams["teacher_folders"],
         labels=encoder_labels(hparams["label_encoder"]),

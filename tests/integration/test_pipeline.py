@@ -225,3 +225,48 @@ def test_bad_pipeline_options_are_refused_before_any_work(
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "baseline").exists()
+
+
+def test_pipeline_killed_inside_a_phase_ends_as_if_never_killed(
+    pipeline_run, tiny_demo, tmp_path
+):
+    """SIGKILL to the whole pipeline (and its phase) once the baseline has
+    checkpointed, then the same command: every model ends as in the
+    uninterrupted run of the same settings (``pipeline_run``)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    args = [sys.executable, *map(str, pipeline_args(tiny_demo, out))]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    run = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: the phase goes with it
+    )
+    save = out / "baseline" / "save"
+    deadline = time.time() + 600
+    while not list(save.glob("CKPT+*")) and run.poll() is None:
+        assert time.time() < deadline, "the baseline never checkpointed"
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (out / "baseline" / "test_results.json").exists()
+    run_script(pipeline_args(tiny_demo, out))
+    resumed = json.loads((out / "summary.json").read_text())
+    whole = pipeline_run["summary"]
+    for phase in ("baseline", "ensemble", "student"):
+        for key in ("accuracy", "confusion_matrix"):
+            assert resumed[phase][key] == whole[phase][key], (phase, key)
+    assert [s["pair"] for s in resumed["specialists"]] == [
+        s["pair"] for s in whole["specialists"]
+    ]
+    for ours, theirs in zip(
+        resumed["specialists"], whole["specialists"], strict=True
+    ):
+        assert ours["confusion_matrix"] == theirs["confusion_matrix"]
