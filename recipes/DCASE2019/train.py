@@ -207,8 +207,10 @@ def phase_settings(hparams_file, overrides):
     try:
         settings = preview_hparams(hparams_file, overrides)
     except KeyError as error:
-        key = next(k for k in overrides if k not in yaml_keys(hparams_file))
         known = yaml_keys(hparams_file)
+        key = next((k for k in overrides if k not in known), None)
+        if key is None:
+            raise
         raise SettingError(
             f"--{key}: " + unknown_key_message(key, known, hparams_file)
         ) from error
