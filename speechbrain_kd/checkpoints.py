@@ -42,6 +42,16 @@ class TrainedModel:
         The content of ``model_spec.json``.
     checkpoint : pathlib.Path
         The checkpoint folder the weights came from.
+
+    Example
+    -------
+    >>> from speechbrain_kd.models import RawWaveformCNN, SceneClassifier
+    >>> emb = RawWaveformCNN(first_conv_channels=8, first_conv_kernel=8,
+    ...     block_channels=[8], final_channels=8, embedding_dim=4)
+    >>> model = TrainedModel(emb, SceneClassifier(4, 2), ["park", "tram"],
+    ...     8000, {}, Path("CKPT+x"))
+    >>> model.eval()(torch.randn(3, 8000, 2)).shape
+    torch.Size([3, 2])
     """
 
     embedding_model: torch.nn.Module

@@ -134,7 +134,20 @@ class Classifier:
 
 
 def main(argv=None):
-    """Command-line entry point."""
+    """Command-line entry point: ``python -m speechbrain_kd.classify``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+
+    Example
+    -------
+    >>> main(["results/student", "clip.wav", "--top_k", "0"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help="phase output folder or export folder")
     parser.add_argument("paths", nargs="+", help="wav files or folders")

@@ -18,7 +18,16 @@ LOCK_FILE = ".writer.lock"
 
 
 class FolderInUse(RuntimeError):
-    """Another run holds the output folder (:func:`sole_writer`)."""
+    """Another run holds the output folder (:func:`sole_writer`).
+
+    A ``RuntimeError``, so that code catching those still catches it.
+
+    Example
+    -------
+    >>> isinstance(FolderInUse("results/baseline is being written"),
+    ...            RuntimeError)
+    True
+    """
 
 
 @contextlib.contextmanager

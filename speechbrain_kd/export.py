@@ -670,7 +670,21 @@ def verify_export(
 
 
 def main(argv=None):
-    """Command-line entry point (see the module docstring)."""
+    """Command-line entry point (see the module docstring).
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+
+    Example
+    -------
+    >>> tmp = str(getfixture("tmpdir"))
+    >>> main([tmp + "/nowhere", tmp + "/export"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...nowhere...
+    """
     parser = argparse.ArgumentParser(
         description="Export a trained phase as a SpeechBrain model folder."
     )

@@ -56,7 +56,18 @@ def preview_hparams(hparams_file, overrides=None):
 
 
 class SettingError(ValueError):
-    """A setting has a value its phase cannot use (names the setting)."""
+    """A setting has a value its phase cannot use (names the setting).
+
+    A ``ValueError``; recipes turn it into a one-line exit message.
+
+    Example
+    -------
+    >>> try:
+    ...     check_settings({"lr": 0}, "baseline.yaml")
+    ... except SettingError as error:
+    ...     print(error)
+    baseline.yaml: lr=0 must be a number > 0
+    """
 
 
 def _count(minimum):

@@ -177,7 +177,7 @@ def audit_model(source, token=None):
 
     Example
     -------
-    >>> path = getfixture("tmpdir") + "/hyperparams.yaml"
+    >>> path = str(getfixture("tmpdir")) + "/hyperparams.yaml"
     >>> _ = open(path, "w").write("a: !apply:os.system [ls]\\n")
     >>> audit_model(getfixture("tmpdir"))
     [AuditEntry(tag='!apply:', target='os.system', allowed=False)]
@@ -201,7 +201,22 @@ def audit_model(source, token=None):
 
 
 def main(argv=None):
-    """Command-line entry point (see the module docstring)."""
+    """Command-line entry point (see the module docstring).
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir")) + "/hyperparams.yaml"
+    >>> _ = open(path, "w").write("layer: !new:torch.nn.Linear [2, 3]\\n")
+    >>> main(["audit", path])
+    ok  !new:torch.nn.Linear
+    1 tag(s), 0 flagged
+    0
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     push = commands.add_parser("push", help="upload an export folder")
