@@ -482,6 +482,7 @@ def _setup(config, device):
         "n_channels": s["n_channels"],
         "crop_seconds": s["crop_seconds"],
         "phase": "baseline",
+        "seed": s["seed"],
     }
     datasets, manifests = train.dataio_prep(hparams)
     kd_hparams = dict(

@@ -309,7 +309,15 @@ class SceneClassificationBrain(sb.Brain):
         return super()._train_loader_specifics(dataset, loader_kwargs)
 
     def on_stage_start(self, stage, epoch=None):
-        """Start collecting the predictions of an evaluation stage."""
+        """Start collecting predictions; tell the clips' draws the epoch.
+
+        ``hparams.clip_draws`` (a :class:`~speechbrain_kd.dataio.ClipDraws`,
+        when the recipe has one) learns the epoch before the training
+        loader starts its workers, which take a copy of it.
+        """
+        draws = getattr(self.hparams, "clip_draws", None)
+        if stage == sb.Stage.TRAIN and draws is not None:
+            draws.set_epoch(epoch)
         self._records = {"ids": [], "targets": [], "log_probs": []}
 
     def on_stage_end(self, stage, stage_loss, epoch=None):

@@ -5,8 +5,10 @@ import io
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import soundfile
 import torch
 import torchaudio
@@ -318,15 +320,86 @@ def crop(wav, n_samples, start=None, generator=None):
     return wav[start : start + n_samples]
 
 
-def audio_pipeline(sample_rate, channels, crop_seconds=None, random_crop=True):
+class ClipDraws:
+    """The random draws of a data pipeline, a function of its clip and epoch.
+
+    Every draw a training pipeline makes for a clip (its crop's start, its
+    partner clip) comes from a generator seeded with (seed, epoch, clip ID,
+    purpose) alone, not from the state of the process that loads it. So a
+    clip gets the same crop whichever loader worker or process loads it and
+    at whatever position of the epoch: a run resumed in mid-epoch with
+    loader workers, a run with another ``num_workers`` and the processes of
+    a ``torchrun`` launch all draw what a single process draws. The Brain
+    tells it the epoch (:meth:`set_epoch`) before the epoch's loader
+    starts; the workers get a copy then.
+
+    Arguments
+    ---------
+    seed : int
+        The run's seed.
+
+    Example
+    -------
+    >>> draws = ClipDraws(seed=1)
+    >>> draws.set_epoch(3)
+    >>> a = torch.randint(100, (), generator=draws.generator("c1", "crop"))
+    >>> b = torch.randint(100, (), generator=draws.generator("c1", "crop"))
+    >>> bool(a == b)
+    True
+    >>> draws.set_epoch(4)
+    >>> c = torch.randint(10**9, (4,), generator=draws.generator("c1", "crop"))
+    >>> draws.set_epoch(3)
+    >>> d = torch.randint(10**9, (4,), generator=draws.generator("c1", "crop"))
+    >>> bool((c == d).all())
+    False
+    """
+
+    def __init__(self, seed):
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Draw the clips' values of ``epoch`` from now on."""
+        self.epoch = int(epoch)
+
+    def generator(self, clip_id, purpose):
+        """A new generator for one draw of ``clip_id`` in the current epoch.
+
+        Arguments
+        ---------
+        clip_id : str
+            The clip's ID.
+        purpose : str
+            What is drawn (``"crop"``, ``"partner"``): each its own stream.
+
+        Returns
+        -------
+        torch.Generator
+        """
+        key = [
+            self.seed,
+            self.epoch,
+            zlib.crc32(str(clip_id).encode("utf-8")),
+            zlib.crc32(purpose.encode("utf-8")),
+        ]
+        state = np.random.SeedSequence(key).generate_state(2, np.uint32)
+        seed = (int(state[0]) << 31) | (int(state[1]) >> 1)  # 62 bits
+        return torch.Generator().manual_seed(seed)
+
+
+def audio_pipeline(
+    sample_rate, channels, crop_seconds=None, random_crop=True, draws=None
+):
     """A SpeechBrain dynamic item: ``wav`` path -> ``sig`` ``[time, ch]``.
 
     Loads, resamples and adapts channels (:func:`load_audio`). With
     ``crop_seconds`` a crop of that length is taken (:func:`load_crop`,
     which reads only the crop's frames when no resampling is needed): at a
-    random start drawn from torch's generator (seeded by SpeechBrain) for
-    training, or from the middle of the clip with ``random_crop=False``.
-    Without ``crop_seconds`` the full clip is returned (evaluation).
+    random start for training, or from the middle of the clip with
+    ``random_crop=False``. The start is drawn from ``draws`` (the item then
+    takes ``id`` too: the same crop in any worker or process) or, without
+    it, from torch's generator (seeded by SpeechBrain). Without
+    ``crop_seconds`` the full clip is returned (evaluation).
 
     Arguments
     ---------
@@ -338,11 +411,14 @@ def audio_pipeline(sample_rate, channels, crop_seconds=None, random_crop=True):
         Crop length; None for the full clip.
     random_crop : bool
         Random (True) or centred (False) crops.
+    draws : ClipDraws, optional
+        Where random starts come from, per clip and epoch.
 
     Returns
     -------
     function
-        Decorated with ``takes("wav")`` and ``provides("sig")``.
+        Decorated with ``takes("wav")`` (``takes("wav", "id")`` with
+        ``draws``) and ``provides("sig")``.
 
     Example
     -------
@@ -355,6 +431,11 @@ def audio_pipeline(sample_rate, channels, crop_seconds=None, random_crop=True):
     >>> data.set_output_keys(["sig"])
     >>> data[0]["sig"].shape
     torch.Size([4000, 2])
+    >>> keyed = DynamicItemDataset({"c1": {"wav": path}})
+    >>> keyed.add_dynamic_item(audio_pipeline(8000, 2, 0.5, draws=ClipDraws(1)))
+    >>> keyed.set_output_keys(["sig"])
+    >>> keyed[0]["sig"].shape
+    torch.Size([4000, 2])
     """
     n_samples = None
     if crop_seconds is not None:
@@ -365,15 +446,23 @@ def audio_pipeline(sample_rate, channels, crop_seconds=None, random_crop=True):
                 f"{sample_rate} Hz"
             )
 
-    @takes("wav")
-    @provides("sig")
-    def pipeline(wav):
+    def read(wav, generator=None):
         if n_samples is None:
             return load_audio(wav, sample_rate, channels)
         start = None if random_crop else "centre"
-        return load_crop(wav, sample_rate, channels, n_samples, start=start)
+        return load_crop(
+            wav, sample_rate, channels, n_samples, start, generator
+        )
 
-    return pipeline
+    if draws is None:
+        return takes("wav")(provides("sig")(read))
+
+    @takes("wav", "id")
+    @provides("sig")
+    def keyed(wav, clip_id):
+        return read(wav, draws.generator(clip_id, "crop"))
+
+    return keyed
 
 
 def batch_of_channels(wavs, channels, model_name="the model"):

@@ -241,6 +241,45 @@ def _read_options(save_folder):
         return json.load(f)
 
 
+def training_scenes(data_folder):
+    """The scenes of the training fold file, read before anything is written.
+
+    Lets a phase refuse a setting that names a scene the data lacks (a
+    specialist's ``target_pair``) before it creates its folder. Returns
+    None when the fold file is absent: data preparation names that error.
+
+    Arguments
+    ---------
+    data_folder : str or Path
+        The TAU-layout folder.
+
+    Returns
+    -------
+    set of str, or None
+
+    Example
+    -------
+    >>> folder = Path(getfixture("tmpdir"))
+    >>> (folder / "evaluation_setup").mkdir()
+    >>> fold = folder / "evaluation_setup" / "fold1_train.csv"
+    >>> _ = fold.write_text(
+    ...     "filename\\tscene_label\\n"
+    ...     "audio/a.wav\\tpark\\naudio/b.wav\\ttram\\n"
+    ... )
+    >>> sorted(training_scenes(folder))
+    ['park', 'tram']
+    >>> training_scenes(folder / "elsewhere") is None
+    True
+    """
+    fold_file = Path(data_folder) / "evaluation_setup" / "fold1_train.csv"
+    if not fold_file.is_file():
+        return None
+    return {
+        entry["scene_label"]
+        for _, entry in _read_tsv(fold_file, ["filename", "scene_label"])
+    }
+
+
 def _manifests_exist(save_folder):
     return all((save_folder / f"{split}.csv").is_file() for split in SPLITS)
 

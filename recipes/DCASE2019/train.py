@@ -26,7 +26,7 @@ from pathlib import Path
 import speechbrain as sb
 import torch
 import yaml
-from dcase2019_prepare import prepare_dcase2019
+from dcase2019_prepare import prepare_dcase2019, training_scenes
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
@@ -34,6 +34,7 @@ from speechbrain_kd.analysis import read_confusing_pairs
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
 from speechbrain_kd.dataio import (
+    ClipDraws,
     audio_pipeline,
     load_audio,
     manifest_at_rate,
@@ -85,8 +86,14 @@ def dataio_prep(hparams):
 
     crop = training_crop_seconds(hparams, train)
     keys = ["id", "sig", "label_encoded"]
+    # Crops and partners are drawn per clip and epoch, the same in every
+    # worker and process; the Brain sets the epoch (resumes stay exact).
+    hparams["clip_draws"] = ClipDraws(hparams["seed"])
     sb.dataio.dataset.add_dynamic_item(
-        [train], audio_pipeline(rate, channels, crop_seconds=crop)
+        [train],
+        audio_pipeline(
+            rate, channels, crop_seconds=crop, draws=hparams["clip_draws"]
+        ),
     )
     sb.dataio.dataset.add_dynamic_item(
         [datasets["valid"], datasets["test"]],
@@ -131,12 +138,14 @@ def teacher_view_keys(hparams, train, dataset, split):
     for clip_id, row in train.data.items():
         ids_by_scene.setdefault(row["scene"], []).append(clip_id)
     wav_of = {clip_id: row["wav"] for clip_id, row in train.data.items()}
+    draws = hparams["clip_draws"]
 
     @sb.utils.data_pipeline.takes("id", "scene")
     @sb.utils.data_pipeline.provides("partner_id")
     def partner_pipeline(clip_id, scene):
         others = [i for i in ids_by_scene[scene] if i != clip_id] or [clip_id]
-        return others[int(torch.randint(len(others), ()))]
+        generator = draws.generator(clip_id, "partner")
+        return others[int(torch.randint(len(others), (), generator=generator))]
 
     sb.dataio.dataset.add_dynamic_item([dataset], partner_pipeline)
     keys = ["partner_id"]
@@ -215,6 +224,18 @@ def phase_settings(hparams_file, overrides):
             f"--{key}: " + unknown_key_message(key, known, hparams_file)
         ) from error
     check_settings(settings, hparams_file)
+    pair = settings.get("target_pair")
+    scenes = None
+    if isinstance(pair, list | tuple):
+        scenes = training_scenes(settings["data_folder"])
+    if scenes is not None:
+        absent = [scene for scene in pair if scene not in scenes]
+        if absent:
+            raise SettingError(
+                f"--target_pair: {absent} not among the scenes of "
+                f"{settings['data_folder']}/evaluation_setup/fold1_train.csv"
+                f" ({sorted(scenes)})"
+            )
     folders = [("init_from", settings.get("init_from"))] + [
         ("teacher_folders", folder)
         for folder in settings.get("teacher_folders") or []

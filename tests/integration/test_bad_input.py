@@ -59,6 +59,11 @@ def phase(yaml, data, out, *extra):
             ["--init_from=/nowhere/baseline"],
             "--init_from: /nowhere/baseline is not the output folder",
         ),
+        (
+            "specialist.yaml",
+            ["--init_from=/nowhere/baseline", "--target_pair=[park, mall]"],
+            "--target_pair: ['mall'] not among the scenes of ",
+        ),
     ],
 )
 def test_bad_setting_is_one_line_and_writes_nothing(

@@ -70,8 +70,10 @@ RESUME_ARGS = ["--mixup_start_epoch=2", "--ckpt_interval_steps=2"]
         pytest.param(11, 0, id="mid-epoch-2"),  # 9 steps per epoch
         pytest.param(18, 0, id="end-of-epoch-2"),
         pytest.param(3, 0, id="mid-epoch-1"),
-        # Workers draw crops from seeds the loader's generator gives them.
+        # A clip's crop is a function of the seed, epoch and clip, not of
+        # the worker that loads it (nor of the batches it loaded before).
         pytest.param(18, 2, id="end-of-epoch-2-two-workers"),
+        pytest.param(13, 2, id="mid-epoch-2-two-workers"),
     ],
 )
 def test_killed_run_resumes_bit_identical(
@@ -92,3 +94,9 @@ def test_killed_run_resumes_bit_identical(
     assert resumed["predictions"] == whole["predictions"]
     # Every epoch logged once, with the same losses to the last digit.
     assert resumed["log"] == whole["log"]
+
+
+def test_loader_workers_do_not_change_the_run(uninterrupted):
+    # Two workers load the batches in another order of processes, with
+    # their own torch seeds: what is drawn per clip must not depend on it.
+    assert uninterrupted(2) == uninterrupted(0)

@@ -223,8 +223,10 @@ def test_nonfinite_evaluation_input_is_named(tmp_path):
 def test_diverging_training_stops_naming_the_batch(tmp_path):
     brain = make_brain(tmp_path)
     train = add_pipelines(toy_dataset(4, seed=0), brain.hparams.label_encoder)
-    with torch.no_grad():  # weights that overflow: finite inputs, inf loss
-        brain.modules.classifier.linear.weight.fill_(3e38)
+    # Weights that have overflowed: finite inputs, a non-finite loss (large
+    # finite weights overflow only when the random embeddings are large).
+    with torch.no_grad():
+        brain.modules.classifier.linear.weight.fill_(float("inf"))
     with pytest.raises(FloatingPointError, match="inputs are finite") as error:
         fit_one_epoch(brain, train)
     assert "the batch: [" in str(error.value)

@@ -129,6 +129,36 @@ def test_pipeline_random_crop_is_a_seeded_window_of_the_clip(tmp_path):
     assert starts  # a window of the clip, not a padded copy
 
 
+def test_keyed_crops_follow_seed_epoch_and_clip_not_global_state(tmp_path):
+    from speechbrain_kd.dataio import ClipDraws
+
+    path = tmp_path / "clip.wav"
+    ramp = np.arange(16000, dtype=np.float32) / 16000  # the value is the time
+    soundfile.write(path, np.stack([ramp, ramp], 1), 16000, subtype="FLOAT")
+    draws = ClipDraws(seed=5)
+    pipeline = audio_pipeline(16000, 2, 0.01, draws=draws)  # 160 samples
+
+    def crops(clip_id, epoch, global_seed):
+        draws.set_epoch(epoch)
+        torch.manual_seed(global_seed)
+        return pipeline(str(path), clip_id)
+
+    first = crops("c1", 1, global_seed=0)
+    assert torch.equal(crops("c1", 1, global_seed=99), first)
+    # Another epoch, another clip, another run seed: other starts.
+    assert not torch.equal(crops("c1", 2, global_seed=0), first)
+    assert not torch.equal(crops("c2", 1, global_seed=0), first)
+    draws.seed = 6
+    assert not torch.equal(crops("c1", 1, global_seed=0), first)
+    # Over epochs the starts spread over the clip (no fixed crop).
+    draws.seed = 5
+    starts = {
+        round(float(crops("c1", epoch, global_seed=0)[0, 0]) * 16000)
+        for epoch in range(60)
+    }
+    assert len(starts) > 50 and min(starts) < 4000 and max(starts) > 12000
+
+
 def test_pipeline_centre_crop_and_full_clip(tmp_path):
     data, _ = make_dataset(
         tmp_path, audio_pipeline(16000, 2, 0.5, random_crop=False)
