@@ -32,6 +32,8 @@ setup(
         "pyyaml",
         "numpy",
         "pandas",
+        # The linear reference row of every result table.
+        "scikit-learn",
         "soundfile",
         "matplotlib",
     ],

@@ -14,7 +14,9 @@ resumed or inspected on its own):
 4. the ensemble of baseline and specialists (``hparams/ensemble.yaml``),
 5. the student distilled from all of them (``hparams/distill.yaml``),
 
-then prints a table and writes ``<output_folder>/summary.json`` and
+and, beside them, a linear reference (logistic regression on the mean
+and deviation of log-mel bands, :mod:`speechbrain_kd.reference`) on the same
+splits; then prints a table and writes ``<output_folder>/summary.json`` and
 ``<output_folder>/confusion_matrices.png``. A phase whose outputs exist and
 were made with the same settings is skipped, so an interrupted pipeline
 resumes (an interrupted phase resumes from its last checkpoint). Options
@@ -53,6 +55,7 @@ from speechbrain_kd.hparams_preview import (
     yaml_keys,
 )
 from speechbrain_kd.models import family_overrides, known_families
+from speechbrain_kd.reference import evaluate_linear_reference
 
 RECIPE = Path(__file__).resolve().parent
 HPARAMS = RECIPE / "hparams"
@@ -399,6 +402,7 @@ class Pipeline:
             ],
         )
         self.timings["confusing_pairs"] = time.time() - start
+        reference = self.run_reference(baseline)
         pairs = [
             list(p["pair"])
             for p in read_confusing_pairs(baseline / "confusing_pairs.json")
@@ -438,9 +442,37 @@ class Pipeline:
             teacher_folders=teachers,
             init_from=str(baseline) if same_model else None,
         )
-        return self.summarize(baseline, pairs, specialists, ensemble, student)
+        return self.summarize(
+            baseline, pairs, specialists, ensemble, student, reference
+        )
 
-    def summarize(self, baseline, pairs, specialists, ensemble, student):
+    def run_reference(self, baseline):
+        """The linear reference on the baseline's manifests, at its rate."""
+        start = time.time()
+        rate = self.phase_overrides("baseline.yaml", "baseline").get(
+            "sample_rate"
+        ) or yaml_default(HPARAMS / "baseline.yaml", "sample_rate")
+        labels = json.loads((baseline / "test_results.json").read_text())[
+            "labels"
+        ]
+        folder = self.output / "reference"
+        results = evaluate_linear_reference(
+            self.output / "manifests",
+            rate,
+            labels,
+            folder / "test_results.json",
+        )
+        self.timings["reference"] = time.time() - start
+        print(
+            f"[pipeline] linear reference: {100 * results['accuracy']:.2f}% "
+            f"(C={results['C']}, {folder})",
+            flush=True,
+        )
+        return folder
+
+    def summarize(
+        self, baseline, pairs, specialists, ensemble, student, reference
+    ):
         """Write ``summary.json`` and the side-by-side confusion plot."""
 
         def results(folder):
@@ -452,13 +484,17 @@ class Pipeline:
             "preset": self.preset_name,
             "data_folder": str(self.data_folder),
             "labels": base["labels"],
+            "reference": phase_entry(results(reference), reference),
             "baseline": phase_entry(base, baseline),
             "ensemble": phase_entry(results(ensemble), ensemble),
             "student": phase_entry(results(student), student),
             "specialists": [],
             "phase_seconds": self.timings,
         }
-        matrices = {"baseline": base["confusion_matrix"]}
+        matrices = {
+            "linear reference": summary["reference"]["confusion_matrix"],
+            "baseline": base["confusion_matrix"],
+        }
         highlights = {}
         for pair, folder in zip(pairs, specialists, strict=True):
             spec = results(folder)
@@ -481,7 +517,7 @@ class Pipeline:
             matrices, base["labels"], plot, highlight_pairs=highlights
         )
         summary["confusion_plot"] = str(plot)
-        for entry in ("baseline", "ensemble", "student"):
+        for entry in ("reference", "baseline", "ensemble", "student"):
             summary[entry].pop("confusion_matrix")
         write_json_atomic(self.output / "summary.json", summary)
         print_table(summary)
@@ -528,6 +564,8 @@ def print_table(summary):
     """Print the accuracies and the errors inside each target pair."""
     print(f"\n{'model':<40} {'test accuracy':>14} {'pair errors':>12}")
     print("-" * 68)
+    reference = "linear reference (log-mel statistics)"
+    print(f"{reference:<40} {100 * summary['reference']['accuracy']:>13.2f}%")
     print(f"{'baseline':<40} {100 * summary['baseline']['accuracy']:>13.2f}%")
     for spec in summary["specialists"]:
         name = "specialist " + "/".join(spec["pair"])

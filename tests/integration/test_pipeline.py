@@ -7,6 +7,7 @@ student are judged against the baseline they start from.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,20 +16,48 @@ from tests.conftest import pipeline_args, relabelled_copy, run_script
 pytestmark = pytest.mark.slow
 
 
-def test_summary_has_every_phase(pipeline_run):
-    summary = pipeline_run["summary"]
+def test_summary_reports_what_each_phase_wrote(pipeline_run):
+    from speechbrain_kd.analysis import pair_errors
+
+    summary, out = pipeline_run["summary"], pipeline_run["folder"]
+
+    def written(entry):
+        folder = Path(entry["output_folder"])
+        return json.loads((folder / "test_results.json").read_text())
+
     assert len(summary["labels"]) == 10
-    for phase in ("baseline", "ensemble", "student"):
-        assert 0.0 <= summary[phase]["accuracy"] <= 1.0
-        folder = summary[phase]["output_folder"]
-        assert (pipeline_run["folder"] / folder).exists()
+    for phase in ("reference", "baseline", "ensemble", "student"):
+        results = written(summary[phase])
+        assert summary[phase]["accuracy"] == results["accuracy"]
+        assert results["labels"] == summary["labels"]
+        assert results["n_clips"] == written(summary["baseline"])["n_clips"]
+    baseline_matrix = written(summary["baseline"])["confusion_matrix"]
     assert len(summary["specialists"]) == 2
     for spec in summary["specialists"]:
-        assert len(spec["pair"]) == 2
-        assert set(spec["pair"]) <= set(summary["labels"])
-        assert spec["pair_errors"] >= 0
-    assert (pipeline_run["folder"] / "confusion_matrices.png").stat().st_size
-    assert set(summary["phase_seconds"]) >= {"baseline", "ensemble", "distill"}
+        results = written(spec)
+        assert spec["accuracy"] == results["accuracy"]
+        assert spec["pair_errors"] == pair_errors(
+            results["confusion_matrix"], summary["labels"], spec["pair"]
+        )
+        assert spec["baseline_pair_errors"] == pair_errors(
+            baseline_matrix, summary["labels"], spec["pair"]
+        )
+    assert (out / "confusion_matrices.png").stat().st_size
+    assert set(summary["phase_seconds"]) >= {
+        "baseline",
+        "reference",
+        "ensemble",
+        "distill",
+    }
+    # The table printed holds the same numbers.
+    row = "linear reference (log-mel statistics)"
+    reference = 100 * summary["reference"]["accuracy"]
+    assert f"{row:<40} {reference:>13.2f}%" in pipeline_run["stdout"]
+
+
+def test_linear_reference_learns_the_scenes(pipeline_run):
+    # Ten balanced scenes (chance 10 %) that differ in their spectra.
+    assert pipeline_run["summary"]["reference"]["accuracy"] >= 0.5
 
 
 def test_baseline_beats_chance(pipeline_run):
