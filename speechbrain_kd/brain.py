@@ -15,6 +15,8 @@ Hyperparameters read (all optional unless stated):
 - ``opt_class`` (required to train) and ``center_opt_class``: the centers
   get their own optimiser (SGD, lr 0.5 in the paper).
 - ``mixup_alpha`` and ``mixup_start_epoch``: mixup is off when alpha is 0.
+- ``gain_jitter_db``: each training clip's gain is drawn uniformly in
+  that many dB either way (0 or absent: off).
 - ``lr_annealing``: a SpeechBrain scheduler called once per epoch.
 - ``epoch_counter``, ``train_logger``, ``checkpointer``, ``output_folder``.
 - ``target_pairs``: pairs of scene names whose mutual errors are reported.
@@ -97,6 +99,8 @@ class SceneClassificationBrain(sb.Brain):
         wavs, lengths = batch.sig
         targets = batch.label_encoded.data.view(-1)
         mix = None
+        if stage == sb.Stage.TRAIN:
+            wavs = self._random_gain(wavs)
         if stage == sb.Stage.TRAIN and self._mixup_active():
             wavs, targets_b, lam = mixup(
                 wavs, targets, alpha=self.hparams.mixup_alpha
@@ -105,6 +109,16 @@ class SceneClassificationBrain(sb.Brain):
         embeddings = self.modules.embedding_model(wavs, lengths)
         logits = self.modules.classifier(embeddings)
         return {"logits": logits, "embeddings": embeddings, "mix": mix}
+
+    def _random_gain(self, wavs):
+        """Scale each clip by a gain uniform in +-``gain_jitter_db`` dB."""
+        jitter = getattr(self.hparams, "gain_jitter_db", 0.0) or 0.0
+        if not jitter:
+            return wavs
+        # Drawn on the CPU: the same gains on every device, and resumable.
+        gains_db = torch.empty(wavs.shape[0]).uniform_(-jitter, jitter)
+        gains = (10.0 ** (gains_db / 20.0)).to(wavs.device, wavs.dtype)
+        return wavs * gains.view(-1, *([1] * (wavs.dim() - 1)))
 
     def compute_objectives(self, predictions, batch, stage):
         """Return the training loss, or the cross-entropy when evaluating."""

@@ -122,6 +122,7 @@ SETTING_RULES = {
     "weight_decay": _number(0),
     "center_loss_weight": _number(0),
     "mixup_alpha": _number(0),
+    "gain_jitter_db": _number(0),
     "valid_ratio": _number(0, high=1),
     "crop_seconds": _or_none(_number(0, low_open=True)),
     "num_workers": (_workers, "an integer, at least 0, or auto"),

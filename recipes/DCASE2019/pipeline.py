@@ -560,6 +560,155 @@ def phase_entry(results, folder):
     }
 
 
+def mean_and_spread(values):
+    """Mean, sample standard deviation (0 for one value) and the values.
+
+    Example
+    -------
+    >>> mean_and_spread([0.5, 0.7, 0.6])
+    {'mean': 0.6, 'std': 0.1, 'values': [0.5, 0.7, 0.6]}
+    """
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    spread = 0.0
+    if len(values) > 1:
+        squares = sum((v - mean) ** 2 for v in values)
+        spread = (squares / (len(values) - 1)) ** 0.5
+    return {"mean": round(mean, 10), "std": round(spread, 10), "values": values}
+
+
+def summarize_seeds(summaries):
+    """Mean and spread over seeds of every row of the pipeline's summary.
+
+    Specialists are matched by rank (the most confused pair first): the
+    pairs are chosen per seed, so the same rank can name other scenes.
+    ``orderings`` counts the seeds where each of the paper's claims holds.
+
+    Arguments
+    ---------
+    summaries : dict of int -> dict
+        Seed -> that run's ``summary.json``.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> def run(ref, base, ens, student, errors, was):
+    ...     entry = lambda a: {"accuracy": a}
+    ...     return {"reference": entry(ref), "baseline": entry(base),
+    ...             "ensemble": entry(ens), "student": entry(student),
+    ...             "specialists": [{"accuracy": base, "pair": ["a", "b"],
+    ...                              "pair_errors": errors,
+    ...                              "baseline_pair_errors": was}]}
+    >>> table = summarize_seeds({1: run(.5, .7, .8, .8, 2, 4),
+    ...                          2: run(.5, .8, .8, .7, 3, 3)})
+    >>> table["models"]["baseline"]["mean"], table["orderings"]
+    (0.75, {'baseline > reference': 2, 'ensemble >= baseline': 2, \
+'student >= ensemble': 1, 'every specialist cuts its pair errors': 1})
+    """
+    seeds = sorted(summaries)
+    runs = [summaries[seed] for seed in seeds]
+    models = {
+        name: mean_and_spread([run[name]["accuracy"] for run in runs])
+        for name in ("reference", "baseline", "ensemble", "student")
+    }
+    specialists = []
+    for rank in range(min(len(run["specialists"]) for run in runs)):
+        specs = [run["specialists"][rank] for run in runs]
+        specialists.append(
+            {
+                "rank": rank + 1,
+                "pairs": ["/".join(spec["pair"]) for spec in specs],
+                "accuracy": mean_and_spread([s["accuracy"] for s in specs]),
+                "pair_errors": mean_and_spread(
+                    [s["pair_errors"] for s in specs]
+                ),
+                "baseline_pair_errors": mean_and_spread(
+                    [s["baseline_pair_errors"] for s in specs]
+                ),
+            }
+        )
+
+    def holds(claim):
+        return sum(bool(claim(run)) for run in runs)
+
+    def accuracy(run, name):
+        return run[name]["accuracy"]
+
+    orderings = {
+        "baseline > reference": holds(
+            lambda r: accuracy(r, "baseline") > accuracy(r, "reference")
+        ),
+        "ensemble >= baseline": holds(
+            lambda r: accuracy(r, "ensemble") >= accuracy(r, "baseline")
+        ),
+        "student >= ensemble": holds(
+            lambda r: accuracy(r, "student") >= accuracy(r, "ensemble")
+        ),
+        "every specialist cuts its pair errors": holds(
+            lambda r: all(
+                s["pair_errors"] < s["baseline_pair_errors"]
+                for s in r["specialists"]
+            )
+        ),
+    }
+    return {
+        "seeds": seeds,
+        "models": models,
+        "specialists": specialists,
+        "orderings": orderings,
+    }
+
+
+def seeds_table(table):
+    """The multi-seed summary as a Markdown table (the README's format).
+
+    Example
+    -------
+    >>> row = {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}
+    >>> print(seeds_table({"seeds": [1, 2], "models": {
+    ...     "reference": row, "baseline": row, "ensemble": row,
+    ...     "student": row}, "specialists": [], "orderings": {}}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    | model (2 seeds: 1, 2) | test accuracy | errors in its pair (baseline's) |
+    |---|---|---|
+    | linear reference (log-mel statistics) | 75.0 ± 5.0 % | |
+    | baseline | 75.0 ± 5.0 % | |
+    | ensemble | 75.0 ± 5.0 % | |
+    | student | 75.0 ± 5.0 % | |
+    """
+
+    def percent(entry):
+        return f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f} %"
+
+    def count(entry):
+        return f"{entry['mean']:.1f} ± {entry['std']:.1f}"
+
+    seeds = ", ".join(map(str, table["seeds"]))
+    lines = [
+        f"| model ({len(table['seeds'])} seeds: {seeds}) | test accuracy "
+        "| errors in its pair (baseline's) |",
+        "|---|---|---|",
+    ]
+    names = {"reference": "linear reference (log-mel statistics)"}
+    for name in ("reference", "baseline"):
+        lines.append(
+            f"| {names.get(name, name)} | {percent(table['models'][name])} | |"
+        )
+    for spec in table["specialists"]:
+        pairs = ", ".join(dict.fromkeys(spec["pairs"]))
+        lines.append(
+            f"| specialist {spec['rank']} ({pairs}) | "
+            f"{percent(spec['accuracy'])} | {count(spec['pair_errors'])} "
+            f"({count(spec['baseline_pair_errors'])}) |"
+        )
+    for name in ("ensemble", "student"):
+        lines.append(f"| {name} | {percent(table['models'][name])} | |")
+    return "\n".join(lines)
+
+
 def print_table(summary):
     """Print the accuracies and the errors inside each target pair."""
     print(f"\n{'model':<40} {'test accuracy':>14} {'pair errors':>12}")
@@ -611,8 +760,17 @@ def main(argv=None):
         help="processes per phase (torchrun on this machine; add "
         "--distributed_backend=gloo on CPUs)",
     )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        type=seed_list,
+        help="e.g. 1,2,3: one pipeline per seed in <output_folder>/seed_<N>, "
+        "then the mean and spread over them (seeds_summary.json)",
+    )
     args, extra = parser.parse_known_args(argv)
     overrides, run_opts = parse_extra(extra)
+    if args.seeds and "seed" in overrides:
+        raise SystemExit("give --seeds or --seed, not both")
     try:
         with sole_writer(Path(args.output_folder).resolve()):
             if args.data_folder is None:
@@ -622,12 +780,56 @@ def main(argv=None):
                 generate_demo_dataset(args.data_folder)
                 args.preset = args.preset or "demo"
             args.preset = args.preset or "paper"
-            Pipeline(args, overrides, run_opts).run()
+            if args.seeds:
+                run_seeds(args, overrides, run_opts)
+            else:
+                Pipeline(args, overrides, run_opts).run()
     except PhaseFailed as failure:
         print(failure, file=sys.stderr)
         raise SystemExit(1) from None
     except FolderInUse as error:
         raise SystemExit(str(error)) from None
+
+
+def run_seeds(args, overrides, run_opts):
+    """One pipeline per seed, then ``seeds_summary.json`` and its table."""
+    top = Path(args.output_folder).resolve()
+    summaries = {}
+    for seed in args.seeds:
+        print(f"[pipeline] seed {seed}", flush=True)
+        run_args = argparse.Namespace(
+            **dict(vars(args), output_folder=str(top / f"seed_{seed}"))
+        )
+        summaries[seed] = Pipeline(
+            run_args, dict(overrides, seed=seed), run_opts
+        ).run()
+    table = summarize_seeds(summaries)
+    write_json_atomic(top / "seeds_summary.json", table)
+    text = seeds_table(table)
+    (top / "seeds_table.md").write_text(text + "\n", encoding="utf-8")
+    print(f"\n{text}\n")
+    for claim, seeds in table["orderings"].items():
+        print(f"{claim}: {seeds} of {len(args.seeds)} seeds")
+    return table
+
+
+def seed_list(text):
+    """Parse ``--seeds=1,2,3``.
+
+    Example
+    -------
+    >>> seed_list("1, 2,3")
+    [1, 2, 3]
+    """
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give distinct seeds: {text!r}")
+    return seeds
 
 
 def yaml_mapping(text):

@@ -398,6 +398,11 @@ def main(argv):
                 run_phase(hparams_file, run_opts, run)
     except (FolderInUse, SettingError) as error:
         raise SystemExit(str(error)) from None
+    if torch.distributed.is_initialized():
+        # Every process waits for the others to finish, then leaves the
+        # group: a process that exits with its gloo group alive can abort.
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ can be mixed in one distillation.
 """
 
 import torch
+from speechbrain.augment.freq_domain import SpectrogramDrop
 from speechbrain.lobes.features import Fbank
 
 from speechbrain_kd.dataio import batch_of_channels
@@ -23,6 +24,12 @@ class LogMelCNN(torch.nn.Module):
     (``"avgmax"`` or ``"attention"``, see
     :func:`speechbrain_kd.models.pooling.make_pooling`), followed by a
     linear embedding layer.
+
+    Regularisation for small data, active in training only: SpecAugment's
+    time and frequency masking (Park et al., Interspeech 2019; SpeechBrain's
+    :class:`~speechbrain.augment.freq_domain.SpectrogramDrop`: bands of
+    each channel's normalised log-mels set to their mean) and dropout
+    before the embedding layer.
 
     Padding: relative lengths are followed exactly through the STFT
     (``1 + samples // hop`` frames, SpeechBrain's centred STFT with zero
@@ -52,6 +59,12 @@ class LogMelCNN(torch.nn.Module):
         ``"avgmax"`` or ``"attention"`` over time.
     attention_heads : int
         Must divide ``conv_channels[-1]``.
+    time_masks, freq_masks : int
+        Masks per clip and channel in training (0: none).
+    time_mask_frames, freq_mask_bins : int
+        The largest mask (frames, mel bands); each is 1 to this wide.
+    dropout : float
+        Dropout before the embedding layer.
 
     Example
     -------
@@ -63,6 +76,10 @@ class LogMelCNN(torch.nn.Module):
     torch.Size([1, 8])
     >>> LogMelCNN(sample_rate=48000, conv_channels=[8]).config["n_fft"]
     2048
+    >>> masked = LogMelCNN(sample_rate=8000, n_mels=16, conv_channels=[8],
+    ...     time_masks=2, freq_masks=2, dropout=0.2)
+    >>> masked.train()(torch.randn(2, 8000, 2)).shape
+    torch.Size([2, 128])
     """
 
     def __init__(
@@ -77,6 +94,11 @@ class LogMelCNN(torch.nn.Module):
         embedding_dim=128,
         pooling="avgmax",
         attention_heads=4,
+        time_masks=0,
+        time_mask_frames=10,
+        freq_masks=0,
+        freq_mask_bins=8,
+        dropout=0.0,
     ):
         super().__init__()
         # Same rounding as SpeechBrain's STFT.
@@ -116,6 +138,21 @@ class LogMelCNN(torch.nn.Module):
             hop_length=hop_length,
             win_length=win_length,
         )
+        self.masks = torch.nn.ModuleList(
+            SpectrogramDrop(
+                drop_length_low=1,
+                drop_length_high=width,
+                drop_count_low=count,
+                drop_count_high=count,
+                dim=dim,
+            )
+            for count, width, dim in (
+                (time_masks, time_mask_frames, 1),
+                (freq_masks, freq_mask_bins, 2),
+            )
+            if count > 0
+        )
+        self.dropout = torch.nn.Dropout(dropout)
         self.input_norm = torch.nn.BatchNorm2d(in_channels)
         blocks, channels = [], in_channels
         for out_channels in conv_channels:
@@ -173,6 +210,12 @@ class LogMelCNN(torch.nn.Module):
         wavs = batch_of_channels(wavs, self.in_channels, "LogMelCNN")
         batch, time, _ = wavs.shape
         x = self.input_norm(self.features(wavs))
+        if self.training and len(self.masks):
+            # Masked after normalisation: a zeroed band is the mean level.
+            maps = x.reshape(-1, *x.shape[2:])  # [B * C, frames, n_mels]
+            for mask in self.masks:
+                maps = mask(maps)
+            x = maps.view(x.shape)
         frames = None
         if lengths is not None:
             samples = valid_frames(lengths, time, batch, wavs.device)
@@ -185,7 +228,7 @@ class LogMelCNN(torch.nn.Module):
                 frames = -(-frames // 2)
         x = x.mean(dim=-1).transpose(1, 2)  # frequency pooled: [B, T, C]
         relative = None if frames is None else frames.to(x.dtype) / x.shape[1]
-        return self.embedding(self.pooling(x, relative))
+        return self.embedding(self.dropout(self.pooling(x, relative)))
 
     @staticmethod
     def _zero_padding(x, frames):

@@ -314,3 +314,26 @@ def test_pipeline_killed_inside_a_phase_ends_as_if_never_killed(
         assert (ours / "test_predictions.csv").read_text() == (
             theirs / "test_predictions.csv"
         ).read_text(), name
+
+
+def test_seeds_run_one_pipeline_each_and_tabulate_them(tiny_demo, tmp_path):
+    out = tmp_path / "seeds"
+    run_script(
+        pipeline_args(tiny_demo, out, "--seeds=3,4", "--number_of_epochs=2")
+    )
+    table = json.loads((out / "seeds_summary.json").read_text())
+    assert table["seeds"] == [3, 4]
+    runs = [
+        json.loads((out / f"seed_{seed}" / "summary.json").read_text())
+        for seed in (3, 4)
+    ]
+    for name in ("reference", "baseline", "ensemble", "student"):
+        values = [run[name]["accuracy"] for run in runs]
+        assert table["models"][name]["values"] == values
+        assert abs(table["models"][name]["mean"] - sum(values) / 2) < 1e-9
+    # Each seed is its own run: its phases were told their seed.
+    for seed in (3, 4):
+        stamp = out / f"seed_{seed}" / "baseline" / "pipeline_phase.json"
+        overrides = json.loads(stamp.read_text())["settings"]["overrides"]
+        assert overrides["seed"] == seed
+    assert "| baseline |" in (out / "seeds_table.md").read_text()

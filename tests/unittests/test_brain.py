@@ -230,3 +230,23 @@ def test_diverging_training_stops_naming_the_batch(tmp_path):
     with pytest.raises(FloatingPointError, match="inputs are finite") as error:
         fit_one_epoch(brain, train)
     assert "the batch: [" in str(error.value)
+
+
+def test_gain_jitter_scales_training_clips_only(tmp_path):
+    brain = make_brain(tmp_path, gain_jitter_db=6.0)
+    seen = []
+    brain.modules.embedding_model.forward = lambda wavs, lengths=None: (
+        seen.append(wavs) or torch.zeros(len(wavs), 4)
+    )
+    train = add_pipelines(toy_dataset(8, seed=0), brain.hparams.label_encoder)
+    batch = sb.dataio.batch.PaddedBatch([train[i] for i in range(24)])
+    brain.compute_forward(batch, sb.Stage.TRAIN)
+    brain.compute_forward(batch, sb.Stage.VALID)
+    trained, evaluated = seen
+    assert torch.equal(evaluated, batch.sig.data)
+    gains = (trained / batch.sig.data).flatten(1)
+    # One gain per clip, within +-6 dB, not all the same.
+    assert torch.allclose(gains, gains[:, :1].expand_as(gains), rtol=1e-5)
+    assert (gains[:, 0] >= 10 ** (-6 / 20) - 1e-6).all()
+    assert (gains[:, 0] <= 10 ** (6 / 20) + 1e-6).all()
+    assert gains[:, 0].std() > 0.1
