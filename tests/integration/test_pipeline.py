@@ -150,6 +150,56 @@ def test_specialists_cut_errors_in_their_pairs(pipeline_run):
     assert ours < theirs
 
 
+RECORD_TRAINING_BATCHES = r"""
+import json, os, runpy, sys
+import speechbrain_kd.brain as brain
+batches, fit_batch = [], brain.SceneClassificationBrain.fit_batch
+def recorded(self, batch):
+    batches.append(list(batch.id))
+    return fit_batch(self, batch)
+brain.SceneClassificationBrain.fit_batch = recorded
+record, sys.argv = sys.argv[1], sys.argv[2:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    with open(record, "w") as f:
+        json.dump(batches, f)
+"""
+
+
+def test_specialist_trains_on_half_pair_batches(pipeline_run, tmp_path):
+    """The batches the specialist's Brain receives, counted in its loop.
+
+    The pair is 2 of the 10 scenes: shuffled batches would hold about a
+    fifth of its clips, the paper's pair-focused batches half.
+    """
+    from tests.conftest import RECIPE
+
+    spec = pipeline_run["summary"]["specialists"][0]
+    stamp = Path(spec["output_folder"]) / "pipeline_phase.json"
+    overrides = json.loads(stamp.read_text())["settings"]["overrides"]
+    overrides.update(output_folder=str(tmp_path / "spec"), number_of_epochs=1)
+    record = tmp_path / "batches.json"
+    run_script(
+        [
+            "-c",
+            RECORD_TRAINING_BATCHES,
+            record,
+            RECIPE / "train.py",
+            RECIPE / "hparams" / "specialist.yaml",
+            *(f"--{k}={json.dumps(v)}" for k, v in overrides.items()),
+        ]
+    )
+    batches = json.loads(record.read_text())
+    assert batches
+    pair = set(spec["pair"])
+    for ids in batches:
+        # Clip IDs are TAU file names: "<scene>-<city>-<location>-...".
+        in_pair = sum(clip.split("-")[0] in pair for clip in ids)
+        assert in_pair == len(ids) // 2, (in_pair, len(ids))
+
+
 def test_exported_student_predicts_like_the_recipe(pipeline_run, tmp_path):
     from speechbrain_kd.export import export_model, verify_export
 
