@@ -137,9 +137,38 @@ def free_port():
         return sock.getsockname()[1]
 
 
+RECORD_RANK_BATCHES = """
+import json, os, runpy, sys
+import speechbrain_kd.brain as brain
+batches, fit_batch = [], brain.SceneClassificationBrain.fit_batch
+def recorded(self, batch):
+    batches.append(list(batch.id))
+    return fit_batch(self, batch)
+brain.SceneClassificationBrain.fit_batch = recorded
+record, sys.argv = sys.argv[1], sys.argv[2:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    with open(f"{record}.{os.environ['RANK']}.json", "w") as f:
+        json.dump(batches, f)
+"""
+
+
 def test_two_processes_with_torchrun(tiny_demo, tmp_path):
-    """DDP on the CPU (gloo): BatchNorm stays per process, no SyncBatchNorm."""
+    """DDP on the CPU (gloo): each process trains on its own share.
+
+    The batches each process's Brain receives are recorded in its loop:
+    the two shares are disjoint and together cover the training split
+    (but for the last, dropped, partial batches); the test split is
+    evaluated in full and its results written once.
+    """
+    import csv
+
     out = tmp_path / "ddp"
+    wrapper = tmp_path / "record.py"
+    wrapper.write_text(RECORD_RANK_BATCHES)
+    record = tmp_path / "batches"
     args = [str(a) for a in baseline_args(tiny_demo, out, 1)]
     result = run_script(
         [
@@ -149,6 +178,8 @@ def test_two_processes_with_torchrun(tiny_demo, tmp_path):
             "--rdzv-backend=c10d",
             f"--rdzv-endpoint=127.0.0.1:{free_port()}",
             "--nproc_per_node=2",
+            wrapper,
+            record,
             *args,
             "--device=cpu",
             "--distributed_backend=gloo",
@@ -157,7 +188,31 @@ def test_two_processes_with_torchrun(tiny_demo, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert logged_epochs(out) == [1]  # one log, written by the main process
-    assert json.loads((out / "test_results.json").read_text())["n_clips"] > 0
+    shares = [
+        [
+            clip
+            for batch in json.loads(
+                (tmp_path / f"batches.{rank}.json").read_text()
+            )
+            for clip in batch
+        ]
+        for rank in (0, 1)
+    ]
+
+    def manifest_ids(split):
+        with open(out / "manifests" / f"{split}.csv", newline="") as f:
+            return [row["ID"] for row in csv.DictReader(f)]
+
+    train = set(manifest_ids("train"))
+    assert all(share for share in shares)
+    assert not set(shares[0]) & set(shares[1])
+    assert all(len(set(share)) == len(share) for share in shares)
+    covered = set(shares[0]) | set(shares[1])
+    assert covered <= train
+    batch_size = 16  # SMALL_MODEL's, per process
+    assert len(train) - len(covered) < 2 * batch_size  # dropped remainders
+    results = json.loads((out / "test_results.json").read_text())
+    assert results["n_clips"] == len(manifest_ids("test"))
 
 
 def test_channel_count_the_data_cannot_give_names_a_file(tiny_demo, tmp_path):
