@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pipeline import check_preset, yaml_keys
 
+from speechbrain_kd.models.families import MODULES
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "DCASE2019"
 PHASE_YAMLS = sorted((RECIPE / "hparams").glob("*.yaml"))
@@ -16,6 +18,8 @@ FRAGMENTS = sorted((ROOT / "hparams").rglob("*.yaml"))
 CODE = [RECIPE / "train.py", *sorted((ROOT / "speechbrain_kd").rglob("*.py"))]
 # Keys SpeechBrain itself reads from hparams.
 SPEECHBRAIN_KEYS = {"__set_seed", "modules", "opt_class", "checkpointer"}
+# What build_family takes from a family's fragment (hparams/models/).
+FAMILY_KEYS = set(MODULES)
 
 
 def top_level_keys(path):
@@ -25,12 +29,18 @@ def top_level_keys(path):
 
 def is_used(key, yaml_text, code_text):
     refs = re.search(rf"<{key}(\[|>)", yaml_text)
+    # Read as a setting: hparams["k"], hparams.get("k"), hparams.k,
+    # getattr(<...>hparams, "k"), or the same on the previewed settings.
+    # Any other quoted "k" does not count.
+    q = "[\"']"
     in_code = re.search(
-        rf"""hparams\[["']{key}["']\]|hparams\.{key}\b|"""
-        rf"""hparams\.get\(["']{key}["']|["']{key}["']""",
+        rf"(hparams|settings)\[{q}{key}{q}\]"
+        rf"|(hparams|settings)\.get\({q}{key}{q}"
+        rf"|hparams\.{key}\b"
+        rf"|getattr\([\w.]*hparams, {q}{key}{q}",
         code_text,
     )
-    return key in SPEECHBRAIN_KEYS or refs or in_code
+    return key in SPEECHBRAIN_KEYS | FAMILY_KEYS or refs or in_code
 
 
 @pytest.mark.parametrize("path", PHASE_YAMLS + FRAGMENTS, ids=lambda p: p.name)
