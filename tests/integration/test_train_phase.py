@@ -80,9 +80,13 @@ def test_phase_at_another_rate_resamples_once(tiny_demo, tmp_path):
 
 
 def test_debug_run(tiny_demo, tmp_path):
+    # SpeechBrain's --debug: 2 epochs of 2 batches, whatever the schedule.
     out = tmp_path / "debug"
     run_script([*baseline_args(tiny_demo, out, 5), "--debug"])
-    assert (out / "test_results.json").is_file()
+    assert logged_epochs(out) == [1, 2]
+    results = json.loads((out / "test_results.json").read_text())
+    assert 0 < results["n_clips"] <= 2 * 8  # two batches of eval_batch_size
+    assert (out / "save" / "model_spec.json").is_file()
 
 
 def test_wrong_class_count_is_named(tiny_demo, tmp_path):
