@@ -200,6 +200,51 @@ def test_specialist_trains_on_half_pair_batches(pipeline_run, tmp_path):
         assert in_pair == len(ids) // 2, (in_pair, len(ids))
 
 
+def test_pairs_by_hand_then_one_specialist_per_pair(pipeline_run, tmp_path):
+    """``find_confusing_pairs.py --pairs``, then specialist.yaml without
+    ``target_pair``: one command trains one specialist per listed pair."""
+    import shutil
+
+    from tests.conftest import RECIPE
+
+    baseline = tmp_path / "baseline"
+    shutil.copytree(pipeline_run["folder"] / "baseline", baseline)
+    run_script(
+        [
+            RECIPE / "find_confusing_pairs.py",
+            baseline,
+            "--pairs",
+            "tram,metro;airport,shopping_mall",
+        ]
+    )
+    listed = json.loads((baseline / "confusing_pairs.json").read_text())
+    # In the given order; each pair in the order of the labels.
+    assert [p["pair"] for p in listed["pairs"]] == [
+        ["metro", "tram"],
+        ["airport", "shopping_mall"],
+    ]
+    spec = pipeline_run["summary"]["specialists"][0]
+    stamp = Path(spec["output_folder"]) / "pipeline_phase.json"
+    overrides = json.loads(stamp.read_text())["settings"]["overrides"]
+    overrides.pop("target_pair")
+    overrides.update(
+        output_folder=str(tmp_path / "specialists"),
+        init_from=str(baseline),
+        number_of_epochs=1,
+    )
+    run_script(
+        [
+            RECIPE / "train.py",
+            RECIPE / "hparams" / "specialist.yaml",
+            *(f"--{k}={json.dumps(v)}" for k, v in overrides.items()),
+        ]
+    )
+    for pair in (["metro", "tram"], ["airport", "shopping_mall"]):
+        folder = tmp_path / "specialists" / "-".join(pair)
+        results = json.loads((folder / "test_results.json").read_text())
+        assert list(results["pair_errors"]) == ["/".join(pair)]
+
+
 def test_exported_student_predicts_like_the_recipe(pipeline_run, tmp_path):
     from speechbrain_kd.export import export_model, verify_export
 
