@@ -321,7 +321,8 @@ FP_SMOOTH = 13  # frames (0.26 s): slower level changes are removed
 PROBE_SECONDS = 5.0
 PROBES = 6
 FP_PHASES = 4  # sub-frame offsets searched
-FP_LIVE_DB = 60.0  # frames this far under the loudest are not compared
+FP_SILENCE_DBFS = -90.0  # quieter frames are not compared
+PROBE_MIN_FRAMES = 50  # 1 s: the shortest probe
 
 # Clips.
 MIN_RMS_DBFS = -75.0
@@ -565,8 +566,9 @@ def fingerprint(mono, rate, offset=0):
     (0.26 s) is subtracted in each band, and then the band mean. What is
     left is the fast texture of the recording (drops, bubbles, leaves): a
     gain or a static EQ only shifts a band, which the subtraction removes.
-    Frames more than 60 dB under the loudest frame, and the 6 frames on
-    each side of them, are NaN (silence and fades match any silence).
+    Frames of (near) digital silence, RMS under -90 dBFS, and the 6 frames
+    on each side of them are NaN: a step out of silence looks alike in any
+    two files.
 
     Arguments
     ---------
@@ -597,8 +599,8 @@ def fingerprint(mono, rate, offset=0):
     frames = np.lib.stride_tricks.sliding_window_view(x, FP_NFFT)[::FP_HOP]
     power = np.abs(np.fft.rfft(frames * np.hanning(FP_NFFT), axis=1)) ** 2
     mel = power @ _FILTERBANK
-    level = 10.0 * np.log10(np.maximum(mel.sum(axis=1), 1e-20))
-    quiet = (level < level.max() - FP_LIVE_DB).astype(float)
+    level = 10.0 * np.log10(np.maximum(np.mean(frames**2, axis=1), 1e-20))
+    quiet = (level < FP_SILENCE_DBFS).astype(float)
     quiet = uniform_filter1d(quiet, FP_SMOOTH, mode="nearest") > 0
     db = 10.0 * np.log10(np.maximum(mel, 1e-20))
     db = np.maximum(db, db.max() - FP_RANGE_DB).T
@@ -656,16 +658,18 @@ class _Target:
 
 
 def _probes(feats):
-    """Up to ``PROBES`` evenly spaced windows of ``PROBE_SECONDS`` (or the
-    whole fingerprint, when shorter) without NaN: (centred window, norm)."""
-    total = feats.shape[1]
-    length = min(int(round(PROBE_SECONDS * FP_RATE / FP_HOP)), total)
-    if length < 2:
+    """Up to ``PROBES`` evenly spaced windows without NaN: (centred window,
+    norm). Windows last ``PROBE_SECONDS``, or the longest run of clean
+    frames when that is shorter (down to 1 s)."""
+    clean = ~np.isnan(feats).any(axis=0)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], clean, [0]])))
+    runs = edges[1::2] - edges[::2]
+    longest = int(runs.max()) if len(runs) else 0
+    length = min(int(round(PROBE_SECONDS * FP_RATE / FP_HOP)), longest)
+    if length < min(PROBE_MIN_FRAMES, feats.shape[1]) or length < 2:
         return []
-    bad = np.concatenate([[0], np.cumsum(np.isnan(feats).any(axis=0))])
+    bad = np.concatenate([[0], np.cumsum(~clean)])
     starts = np.flatnonzero(bad[length:] - bad[:-length] == 0)
-    if not len(starts):
-        return []
     picks = starts[np.linspace(0, len(starts) - 1, PROBES).round().astype(int)]
     probes = []
     for start in np.unique(picks):
