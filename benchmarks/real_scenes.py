@@ -132,6 +132,8 @@ import soundfile
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import resample_poly
 
+from speechbrain_kd.soft_labels import file_sha256
+
 FORMAT_VERSION = 1
 INFO_FILE = "real_scenes_info.json"
 SNAPSHOT = "20250520T000000Z"  # the Debian snapshot these versions are in
@@ -999,23 +1001,6 @@ def licence_ok(expression):
 # ------------------------------------------------------------- packages
 
 
-def sha256_file(path):
-    """SHA-256 of a file, read in 1-MiB blocks.
-
-    Example
-    -------
-    >>> path = Path(getfixture("tmpdir")) / "x"
-    >>> _ = path.write_bytes(b"abc")
-    >>> sha256_file(path)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_deb(spec, cache):
     """The ``.deb`` of ``spec`` in ``cache/debs``, downloaded when missing.
 
@@ -1026,7 +1011,7 @@ def fetch_deb(spec, cache):
     folder = Path(cache) / "debs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(spec["pool"]).name
-    if path.is_file() and sha256_file(path) == spec["sha256"]:
+    if path.is_file() and file_sha256(path) == spec["sha256"]:
         return path
     errors = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
@@ -1065,7 +1050,7 @@ def fetch_deb(spec, cache):
 
 
 def _accept(candidate, spec, path):
-    digest = sha256_file(candidate)
+    digest = file_sha256(candidate)
     if digest != spec["sha256"]:
         raise ValueError(
             f"{candidate.name}: SHA-256 {digest}, expected {spec['sha256']}"
@@ -1416,7 +1401,7 @@ def _list_sources(packages, bases, rules, seconds):
                 "licence": stanza["license"],
                 "copyright": stanza["copyright"],
                 "comment": stanza["comment"],
-                "sha256": sha256_file(file),
+                "sha256": file_sha256(file),
                 "rate": info.samplerate,
                 "channels": info.channels,
                 "duration": duration,

@@ -10,6 +10,7 @@ validation split, the same train/valid/test manifests as the networks.
 """
 
 import csv
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -20,6 +21,7 @@ from speechbrain.lobes.features import Fbank
 
 from speechbrain_kd.analysis import classification_report, write_json_atomic
 from speechbrain_kd.dataio import load_audio
+from speechbrain_kd.models.logmel_cnn import default_n_fft
 
 DEFAULT_CS = (0.01, 0.1, 1.0, 10.0)
 WINDOW_MS = 25.0
@@ -49,16 +51,20 @@ def logmel_statistics(wav, sample_rate, n_mels=40):
     """
     if wav.dim() == 2:
         wav = wav.mean(dim=-1)
-    window = int(round(WINDOW_MS * sample_rate / 1000))
-    fbank = Fbank(
+    with torch.no_grad():
+        bands = _fbank(sample_rate, n_mels)(wav.float().unsqueeze(0))[0]
+    return torch.cat([bands.mean(dim=0), bands.std(dim=0)]).numpy()
+
+
+@functools.cache
+def _fbank(sample_rate, n_mels):
+    """One filterbank per rate and size, not one per clip."""
+    return Fbank(
         sample_rate=sample_rate,
         n_mels=n_mels,
-        n_fft=1 << max(window - 1, 1).bit_length(),
+        n_fft=default_n_fft(WINDOW_MS, sample_rate),
         win_length=WINDOW_MS,
     )
-    with torch.no_grad():
-        bands = fbank(wav.float().unsqueeze(0))[0]  # [frames, n_mels]
-    return torch.cat([bands.mean(dim=0), bands.std(dim=0)]).numpy()
 
 
 def manifest_features(manifest_csv, sample_rate, n_mels=40):

@@ -124,11 +124,8 @@ def file_sha256(path):
     >>> file_sha256(path)[:12]
     'ba7816bf8f01'
     """
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class SoftLabelCache:

@@ -20,6 +20,28 @@ TINY_OVERRIDES = [
 ]
 
 
+# A wrapper around a recipe script (``python -c RECORD_TRAINING_BATCHES
+# RECORD script args...``) that writes the clip IDs of every batch the
+# Brain's training loop receives to ``RECORD.<rank>.json`` (rank 0 without
+# torchrun), even when the script fails.
+RECORD_TRAINING_BATCHES = """
+import json, os, runpy, sys
+import speechbrain_kd.brain as brain
+batches, fit_batch = [], brain.SceneClassificationBrain.fit_batch
+def recorded(self, batch):
+    batches.append(list(batch.id))
+    return fit_batch(self, batch)
+brain.SceneClassificationBrain.fit_batch = recorded
+record, sys.argv = sys.argv[1], sys.argv[2:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    with open(f"{record}.{os.environ.get('RANK', '0')}.json", "w") as f:
+        json.dump(batches, f)
+"""
+
+
 def run_script(args, env=None, check=True):
     """Run a recipe script the way a user would, one thread per process."""
     full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")

@@ -16,12 +16,12 @@ or explain (an equivalent mutant).
 """
 
 import argparse
+import io
 import json
 import re
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +46,8 @@ def copy_of_head(folder):
         check=True,
         capture_output=True,
     ).stdout
-    with tempfile.TemporaryFile() as tar_file:
-        tar_file.write(archive)
-        tar_file.seek(0)
-        with tarfile.open(fileobj=tar_file) as tar:
-            tar.extractall(folder, filter="data")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
 
 
 def mutmut_config(module, tests):

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -569,12 +570,12 @@ def mean_and_spread(values):
     {'mean': 0.6, 'std': 0.1, 'values': [0.5, 0.7, 0.6]}
     """
     values = [float(v) for v in values]
-    mean = sum(values) / len(values)
-    spread = 0.0
-    if len(values) > 1:
-        squares = sum((v - mean) ** 2 for v in values)
-        spread = (squares / (len(values) - 1)) ** 0.5
-    return {"mean": round(mean, 10), "std": round(spread, 10), "values": values}
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {
+        "mean": round(statistics.fmean(values), 10),
+        "std": round(spread, 10),
+        "values": values,
+    }
 
 
 def summarize_seeds(summaries):

@@ -13,6 +13,18 @@ from speechbrain_kd.dataio import batch_of_channels
 from speechbrain_kd.models.pooling import make_pooling, valid_frames
 
 
+def default_n_fft(win_length, sample_rate):
+    """The smallest power of two that holds a window of ``win_length`` ms.
+
+    Example
+    -------
+    >>> default_n_fft(25, 16000), default_n_fft(25, 48000)
+    (512, 2048)
+    """
+    window = int(round(win_length * sample_rate / 1000))  # as SpeechBrain
+    return 1 << max(window - 1, 1).bit_length()
+
+
 class LogMelCNN(torch.nn.Module):
     """Log-mel filterbanks per channel, 2-D conv blocks, time pooling.
 
@@ -104,7 +116,7 @@ class LogMelCNN(torch.nn.Module):
         # Same rounding as SpeechBrain's STFT.
         window = int(round(win_length * sample_rate / 1000))
         if n_fft is None:
-            n_fft = 1 << max(window - 1, 1).bit_length()
+            n_fft = default_n_fft(win_length, sample_rate)
         self.config = {
             "sample_rate": sample_rate,
             "in_channels": in_channels,

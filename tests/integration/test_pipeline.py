@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pipeline_args, relabelled_copy, run_script
+from tests.conftest import (
+    RECORD_TRAINING_BATCHES,
+    pipeline_args,
+    relabelled_copy,
+    run_script,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -150,24 +155,6 @@ def test_specialists_cut_errors_in_their_pairs(pipeline_run):
     assert ours < theirs
 
 
-RECORD_TRAINING_BATCHES = r"""
-import json, os, runpy, sys
-import speechbrain_kd.brain as brain
-batches, fit_batch = [], brain.SceneClassificationBrain.fit_batch
-def recorded(self, batch):
-    batches.append(list(batch.id))
-    return fit_batch(self, batch)
-brain.SceneClassificationBrain.fit_batch = recorded
-record, sys.argv = sys.argv[1], sys.argv[2:]
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-finally:
-    with open(record, "w") as f:
-        json.dump(batches, f)
-"""
-
-
 def test_specialist_trains_on_half_pair_batches(pipeline_run, tmp_path):
     """The batches the specialist's Brain receives, counted in its loop.
 
@@ -180,7 +167,7 @@ def test_specialist_trains_on_half_pair_batches(pipeline_run, tmp_path):
     stamp = Path(spec["output_folder"]) / "pipeline_phase.json"
     overrides = json.loads(stamp.read_text())["settings"]["overrides"]
     overrides.update(output_folder=str(tmp_path / "spec"), number_of_epochs=1)
-    record = tmp_path / "batches.json"
+    record = tmp_path / "batches"
     run_script(
         [
             "-c",
@@ -191,7 +178,7 @@ def test_specialist_trains_on_half_pair_batches(pipeline_run, tmp_path):
             *(f"--{k}={json.dumps(v)}" for k, v in overrides.items()),
         ]
     )
-    batches = json.loads(record.read_text())
+    batches = json.loads((tmp_path / "batches.0.json").read_text())
     assert batches
     pair = set(spec["pair"])
     for ids in batches:

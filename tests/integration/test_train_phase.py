@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import RECIPE, run_script
+from tests.conftest import RECIPE, RECORD_TRAINING_BATCHES, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -141,24 +141,6 @@ def free_port():
         return sock.getsockname()[1]
 
 
-RECORD_RANK_BATCHES = """
-import json, os, runpy, sys
-import speechbrain_kd.brain as brain
-batches, fit_batch = [], brain.SceneClassificationBrain.fit_batch
-def recorded(self, batch):
-    batches.append(list(batch.id))
-    return fit_batch(self, batch)
-brain.SceneClassificationBrain.fit_batch = recorded
-record, sys.argv = sys.argv[1], sys.argv[2:]
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-finally:
-    with open(f"{record}.{os.environ['RANK']}.json", "w") as f:
-        json.dump(batches, f)
-"""
-
-
 def test_two_processes_with_torchrun(tiny_demo, tmp_path):
     """DDP on the CPU (gloo): each process trains on its own share.
 
@@ -171,7 +153,7 @@ def test_two_processes_with_torchrun(tiny_demo, tmp_path):
 
     out = tmp_path / "ddp"
     wrapper = tmp_path / "record.py"
-    wrapper.write_text(RECORD_RANK_BATCHES)
+    wrapper.write_text(RECORD_TRAINING_BATCHES)
     record = tmp_path / "batches"
     args = [str(a) for a in baseline_args(tiny_demo, out, 1)]
     result = run_script(
