@@ -10,10 +10,17 @@ one definition of "the best model of a phase".
 
 import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import torch
-from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.checkpoints import (
+    CKPT_PREFIX,
+    METAFNAME,
+    Checkpointer,
+)
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 from speechbrain_kd.models.spec import build_module, read_model_spec
 
@@ -22,6 +29,74 @@ logger = logging.getLogger(__name__)
 MODEL_SPEC_FILE = "model_spec.json"
 LABEL_ENCODER_FILE = "label_encoder.txt"
 MODEL_MODULES = ("embedding_model", "classifier")
+# A checkpoint's meta file while its parameter files are still being written.
+PENDING_METAFNAME = METAFNAME + ".pending"
+
+
+class AtomicCheckpointer(Checkpointer):
+    """SpeechBrain's ``Checkpointer``; a checkpoint exists whole or not at all.
+
+    SpeechBrain 1.1.2 writes a checkpoint's meta file (``CKPT.yaml``, which
+    marks a folder as a checkpoint) before its parameter files, so a run
+    killed in between leaves a checkpoint that recovery picks and then
+    fails on (``KeyError`` of the first missing module). Here the meta file
+    is written under another name and renamed once every parameter file is
+    written: a killed save leaves a folder that recovery ignores (and that
+    the next recovery removes), and the run resumes from the checkpoint
+    before it.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> model = torch.nn.Linear(1, 1)
+    >>> ckpt = AtomicCheckpointer(folder, {"model": model})
+    >>> _ = ckpt.save_checkpoint(name="first")
+    >>> def killed_midway(obj, path):
+    ...     raise KeyboardInterrupt  # e.g. SIGINT while saving
+    >>> ckpt.add_recoverable("late", object(), custom_save_hook=killed_midway)
+    >>> try:
+    ...     _ = ckpt.save_checkpoint(name="second")
+    ... except KeyboardInterrupt:
+    ...     pass
+    >>> [c.path.name for c in ckpt.list_checkpoints()]
+    ['CKPT+first']
+    """
+
+    def _save_checkpoint_metafile(
+        self, fpath, meta_to_include=None, end_of_epoch=True
+    ):
+        pending = Path(fpath).with_name(PENDING_METAFNAME)
+        meta_to_include = meta_to_include or {}
+        return super()._save_checkpoint_metafile(
+            pending, meta_to_include, end_of_epoch
+        )
+
+    def save_checkpoint(self, *args, **kwargs):
+        """Save as ``Checkpointer.save_checkpoint`` does, then mark it whole.
+
+        Returns the ``Checkpoint`` (``None`` on processes other than the
+        main one), as SpeechBrain does.
+        """
+        checkpoint = super().save_checkpoint(*args, **kwargs)
+        ddp_barrier()  # every process has written its files
+        if checkpoint is not None:
+            os.replace(
+                checkpoint.path / PENDING_METAFNAME,
+                checkpoint.path / METAFNAME,
+            )
+        return checkpoint
+
+    def recover_if_possible(self, *args, **kwargs):
+        """Remove the folders of killed saves, then recover as SpeechBrain."""
+        if if_main_process():
+            for folder in Path(self.checkpoints_dir).glob(f"{CKPT_PREFIX}+*"):
+                if (folder / PENDING_METAFNAME).exists() and not (
+                    folder / METAFNAME
+                ).exists():
+                    logger.warning("Removing unfinished checkpoint %s", folder)
+                    shutil.rmtree(folder)
+        ddp_barrier()
+        return super().recover_if_possible(*args, **kwargs)
 
 
 @dataclasses.dataclass
