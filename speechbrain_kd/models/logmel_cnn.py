@@ -77,6 +77,10 @@ class LogMelCNN(torch.nn.Module):
         The largest mask (frames, mel bands); each is 1 to this wide.
     dropout : float
         Dropout before the embedding layer.
+    input_norm : str
+        ``"channel"``: one BatchNorm statistic per audio channel;
+        ``"band"``: one per mel band (all channels), which removes each
+        band's level as the standardised features of a linear model do.
 
     Example
     -------
@@ -90,6 +94,10 @@ class LogMelCNN(torch.nn.Module):
     2048
     >>> masked = LogMelCNN(sample_rate=8000, n_mels=16, conv_channels=[8],
     ...     time_masks=2, freq_masks=2, dropout=0.2)
+    >>> band = LogMelCNN(sample_rate=8000, n_mels=16, conv_channels=[8],
+    ...     input_norm="band")
+    >>> band.input_norm.num_features  # one per mel band
+    16
     >>> masked.train()(torch.randn(2, 8000, 2)).shape
     torch.Size([2, 128])
     """
@@ -111,6 +119,7 @@ class LogMelCNN(torch.nn.Module):
         freq_masks=0,
         freq_mask_bins=8,
         dropout=0.0,
+        input_norm="channel",
     ):
         super().__init__()
         # Same rounding as SpeechBrain's STFT.
@@ -128,6 +137,7 @@ class LogMelCNN(torch.nn.Module):
             "embedding_dim": embedding_dim,
             "pooling": pooling,
             "attention_heads": attention_heads,
+            "input_norm": input_norm,
         }
         if not conv_channels:
             raise ValueError("conv_channels needs at least one block")
@@ -165,7 +175,13 @@ class LogMelCNN(torch.nn.Module):
             if count > 0
         )
         self.dropout = torch.nn.Dropout(dropout)
-        self.input_norm = torch.nn.BatchNorm2d(in_channels)
+        norms = {"channel": in_channels, "band": n_mels}
+        if input_norm not in norms:
+            raise ValueError(
+                f"input_norm={input_norm!r}; choose one of {sorted(norms)}"
+            )
+        self.band_norm = input_norm == "band"
+        self.input_norm = torch.nn.BatchNorm2d(norms[input_norm])
         blocks, channels = [], in_channels
         for out_channels in conv_channels:
             blocks.append(
@@ -221,7 +237,11 @@ class LogMelCNN(torch.nn.Module):
         """
         wavs = batch_of_channels(wavs, self.in_channels, "LogMelCNN")
         batch, time, _ = wavs.shape
-        x = self.input_norm(self.features(wavs))
+        x = self.features(wavs)
+        if self.band_norm:  # bands as BatchNorm's channels
+            x = self.input_norm(x.transpose(1, 3)).transpose(1, 3)
+        else:
+            x = self.input_norm(x)
         if self.training and len(self.masks):
             # Masked after normalisation: a zeroed band is the mean level.
             maps = x.reshape(-1, *x.shape[2:])  # [B * C, frames, n_mels]

@@ -250,3 +250,46 @@ def test_gain_jitter_scales_training_clips_only(tmp_path):
     assert (gains[:, 0] >= 10 ** (-6 / 20) - 1e-6).all()
     assert (gains[:, 0] <= 10 ** (6 / 20) + 1e-6).all()
     assert gains[:, 0].std() > 0.1
+
+
+def test_student_averages_teachers_it_cannot_tell_apart(tmp_path):
+    """KL(teacher || student), as in Hinton et al. and the paper: where
+    two clips are the same audio but their teachers disagree, the student
+    learns the average of the two softened posteriors. The reversed KL
+    (student || teacher) would give their normalised geometric mean,
+    which puts most of the mass on the class both give 0.1 to."""
+    temperature = 2.0
+    # (first, second, third class) at T for the two copies of a clip.
+    views = torch.tensor([[0.9, 0.0999, 1e-4], [1e-4, 0.0999, 0.9]])
+
+    class DisagreeingTeacher:
+        def teacher_logits(self, batch):
+            copy = torch.tensor([int(i.split("-")[-1]) for i in batch.id])
+            return (temperature * views[copy].log())[None]
+
+    brain = make_brain(
+        tmp_path,
+        DistillationBrain,
+        epochs=20,
+        kd_loss=DistillationLoss(temperature=temperature),
+        soft_labels=DisagreeingTeacher(),
+    )
+    encoder = brain.hparams.label_encoder
+    audio = toy_dataset(4, seed=0).data
+    data = {
+        f"{name}-{copy}": row for name, row in audio.items() for copy in (0, 1)
+    }
+    train = add_pipelines(DynamicItemDataset(data), encoder)
+    brain.fit(
+        brain.hparams.epoch_counter,
+        train,
+        train_loader_kwargs={"batch_size": 6, "shuffle": True},
+        progressbar=False,
+    )
+    brain.modules.eval()
+    batch = sb.dataio.batch.PaddedBatch([train[i] for i in range(len(train))])
+    with torch.no_grad():
+        logits = brain.compute_forward(batch, sb.Stage.TEST)["logits"]
+    posterior = torch.softmax(logits / temperature, dim=-1).mean(0)
+    # Average: [0.45, 0.1, 0.45]; geometric mean: [0.08, 0.84, 0.08].
+    assert torch.allclose(posterior, views.mean(0), atol=0.08), posterior
