@@ -50,6 +50,7 @@ from speechbrain_kd.checkpoints import (
     read_phase_spec,
     save_folder_of,
 )
+from speechbrain_kd.complexity import model_complexity
 from speechbrain_kd.dataio import read_manifest
 from speechbrain_kd.models.spec import build_module
 
@@ -256,7 +257,9 @@ def audit_hyperparams(path):
     return entries
 
 
-def model_card(spec, results, checkpoint_name, has_plot, data=None):
+def model_card(
+    spec, results, checkpoint_name, has_plot, data=None, complexity=None
+):
     """The ``README.md`` of an exported model.
 
     Arguments
@@ -271,6 +274,8 @@ def model_card(spec, results, checkpoint_name, has_plot, data=None):
         Whether ``confusion_matrix.png`` is in the folder.
     data : str, optional
         A sentence on the training data.
+    complexity : dict, optional
+        :func:`speechbrain_kd.complexity.model_complexity` of the model.
 
     Returns
     -------
@@ -284,6 +289,12 @@ def model_card(spec, results, checkpoint_name, has_plot, data=None):
     ...         "sample_rate": 8000, "labels": ["a", "b"]}
     >>> card = model_card(spec, None, "CKPT+1", False)
     >>> "10.1109/ACCESS.2020.3021711" in card
+    True
+    >>> from speechbrain_kd.complexity import model_complexity
+    >>> cost = model_complexity(torch.nn.Identity(), SceneClassifier(4, 2),
+    ...     8000, n_channels=4)
+    >>> card = model_card(spec, None, "CKPT+1", False, complexity=cost)
+    >>> f"| {cost['parameters']:,} |" in card
     True
     """
     config = spec["embedding_model"]["config"]
@@ -340,6 +351,21 @@ def model_card(spec, results, checkpoint_name, has_plot, data=None):
         lines += ["No test results were found for this checkpoint.", ""]
     if has_plot:
         lines += ["![confusion matrix](confusion_matrix.png)", ""]
+    if complexity:
+        sizes = complexity["parameter_bytes"]
+        lines += [
+            "## Size and cost",
+            "",
+            "| parameters | fp32 | fp16 | int8 | MACs per second of audio |",
+            "|---|---|---|---|---|",
+            f"| {complexity['parameters']:,} | {sizes['fp32'] / 1000:.1f} kB "
+            f"| {sizes['fp16'] / 1000:.1f} kB | {sizes['int8'] / 1000:.1f} kB "
+            f"| {complexity['macs'] / 1e6:.1f} M |",
+            "",
+            f"Counted with {complexity['counted_by']} at "
+            f"{complexity['sample_rate']} Hz.",
+            "",
+        ]
     lines += [
         "## Use",
         "",
@@ -509,6 +535,12 @@ def export_model(
             best.path.name,
             plot.is_file(),
             data=data,
+            complexity=model_complexity(
+                modules["embedding_model"],
+                modules["classifier"],
+                spec["sample_rate"],
+                spec["embedding_model"]["config"].get("in_channels", 1),
+            ),
         )
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if check:

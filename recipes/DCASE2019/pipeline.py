@@ -50,6 +50,7 @@ from speechbrain_kd.analysis import (
     read_confusing_pairs,
     write_json_atomic,
 )
+from speechbrain_kd.complexity import COMPLEXITY_FILE, describe_complexity
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.hparams_preview import (
     SettingError,
@@ -555,12 +556,20 @@ def changed_settings(previous, settings):
 
 
 def phase_entry(results, folder):
-    """The part of a phase's test results that the summary keeps."""
-    return {
+    """The part of a phase's results that the summary keeps.
+
+    The test accuracy and confusion matrix, and the model's size and cost
+    (``complexity.json``, written by every phase of ``train.py``).
+    """
+    entry = {
         "accuracy": results["accuracy"],
         "output_folder": str(folder),
         "confusion_matrix": results["confusion_matrix"],
     }
+    complexity = Path(folder) / COMPLEXITY_FILE
+    if complexity.is_file():
+        entry["complexity"] = json.loads(complexity.read_text())
+    return entry
 
 
 def mean_and_spread(values):
@@ -725,6 +734,11 @@ def print_table(summary):
         print(f"{name:<40} {100 * spec['accuracy']:>13.2f}% {errors:>12}")
     print(f"{'ensemble':<40} {100 * summary['ensemble']['accuracy']:>13.2f}%")
     print(f"{'student':<40} {100 * summary['student']['accuracy']:>13.2f}%")
+    print("\nsize and cost (MACs for 1 s of audio):")
+    for name in ("baseline", "ensemble", "student"):
+        if "complexity" in summary[name]:
+            line = describe_complexity(summary[name]["complexity"])
+            print(f"  {name:<10} {line}")
     seconds = sum(summary["phase_seconds"].values())
     print(f"\nphases took {seconds / 60:.1f} min in all")
 

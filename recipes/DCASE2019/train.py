@@ -30,9 +30,14 @@ from dcase2019_prepare import prepare_dcase2019, training_scenes
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_kd.analysis import read_confusing_pairs
+from speechbrain_kd.analysis import read_confusing_pairs, write_json_atomic
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
+from speechbrain_kd.complexity import (
+    COMPLEXITY_FILE,
+    describe_complexity,
+    model_complexity,
+)
 from speechbrain_kd.dataio import (
     ClipDraws,
     audio_pipeline,
@@ -293,6 +298,11 @@ def run_phase(hparams_file, run_opts, overrides):
             ],
             kwargs={"phase": phase, "best_key": hparams["best_key"]},
         )
+    run_on_main(
+        write_complexity,
+        args=[modules, hparams["sample_rate"], hparams["n_channels"]],
+        kwargs={"output_folder": hparams["output_folder"]},
+    )
     if hparams.get("init_from"):
         init_from_phase(
             hparams["init_from"],
@@ -319,6 +329,21 @@ def run_phase(hparams_file, run_opts, overrides):
             split,
             test_loader_kwargs=hparams["valid_dataloader_opts"],
         )
+
+
+def write_complexity(modules, sample_rate, n_channels, output_folder):
+    """Log the model's size and cost; write ``<output>/complexity.json``.
+
+    For the ensemble, the sum over its teachers (every teacher runs).
+    """
+    report = model_complexity(
+        modules["embedding_model"],
+        modules["classifier"],
+        sample_rate,
+        n_channels,
+    )
+    logger.info("Model: %s", describe_complexity(report))
+    write_json_atomic(Path(output_folder) / COMPLEXITY_FILE, report)
 
 
 def check_teacher_labels(ensemble, hparams):

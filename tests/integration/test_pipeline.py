@@ -54,6 +54,25 @@ def test_summary_reports_what_each_phase_wrote(pipeline_run):
         "ensemble",
         "distill",
     }
+    # Each model's size: the student's is that of its loaded modules, the
+    # ensemble's that of all its teachers together.
+    from speechbrain_kd.checkpoints import load_trained_model
+
+    def parameters(entry):
+        model = load_trained_model(entry["output_folder"])
+        modules = (model.embedding_model, model.classifier)
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    for entry in (summary["student"], *summary["specialists"]):
+        assert entry["complexity"]["parameters"] == parameters(entry)
+        assert entry["complexity"]["macs"] > 0
+    teachers = [summary["baseline"], *summary["specialists"]]
+    assert summary["ensemble"]["complexity"]["parameters"] == sum(
+        map(parameters, teachers)
+    )
+    assert summary["ensemble"]["complexity"]["macs"] == sum(
+        t["complexity"]["macs"] for t in teachers
+    )
     # The table printed holds the same numbers.
     row = "linear reference (log-mel statistics)"
     reference = 100 * summary["reference"]["accuracy"]
@@ -332,7 +351,10 @@ def test_a_failing_phase_shows_its_own_error(tiny_demo, tmp_path):
         ("--numbr_of_epochs=3", "did you mean 'number_of_epochs'"),
         ("--model=cnn14", "unknown model family 'cnn14'"),
         ("--student_model=cnn14", "unknown model family 'cnn14'"),
-        ("--model_options={n_mels: 40}", "has no setting 'n_mels'"),
+        (
+            "--model_options={block_channels: [8]}",
+            "has no setting 'block_channels'",
+        ),
     ],
 )
 def test_bad_pipeline_options_are_refused_before_any_work(

@@ -1,0 +1,129 @@
+"""How big and how costly a model is: parameters, their memory, MACs.
+
+The DCASE 2023-2025 task 1 limits for low-complexity scene classification
+are at most 128 kB of parameter memory and 30 million multiply-accumulates
+(MACs) for one second of audio. :func:`model_complexity` reports both for
+any model of the library (an embedding model and a classifier taking
+waveforms), with torch's own operator counter
+(:class:`torch.utils.flop_counter.FlopCounterMode`: two FLOPs per MAC of
+convolutions and matrix products), so that every phase, the pipeline's
+summary and the model card give the same figures.
+"""
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+# Bytes per parameter at the precisions a deployed model is stored in.
+BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
+# Written by every phase into its output folder.
+COMPLEXITY_FILE = "complexity.json"
+COUNTER = "torch.utils.flop_counter.FlopCounterMode (MACs = FLOPs / 2)"
+
+
+def count_parameters(*modules):
+    """Parameters of the modules, each tensor counted once.
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(3, 2)
+    >>> count_parameters(layer, layer)  # shared: counted once
+    8
+    """
+    seen = {}
+    for module in modules:
+        for parameter in module.parameters():
+            seen[id(parameter)] = parameter.numel()
+    return sum(seen.values())
+
+
+def model_complexity(
+    embedding_model, classifier, sample_rate, n_channels=2, seconds=1.0
+):
+    """Parameters, their memory and the MACs of one clip of ``seconds``.
+
+    The model is run once, in eval mode and without gradients, on a silent
+    clip of ``seconds`` at ``sample_rate`` (the cost of a forward pass does
+    not depend on the samples), and put back in the mode it was in.
+    Torch's counter leaves out operations other than convolutions and
+    matrix products (an STFT, normalisations, activations); the mel
+    filterbank of the log-mel CNN, a matrix product, is counted.
+
+    Arguments
+    ---------
+    embedding_model : torch.nn.Module
+        Waveforms ``[B, T, C]`` -> embeddings.
+    classifier : torch.nn.Module
+        Embeddings -> logits.
+    sample_rate : int
+        The model's rate.
+    n_channels : int
+        Audio channels of the clip.
+    seconds : float
+        Clip length; DCASE's MAC limit is for one second.
+
+    Returns
+    -------
+    dict
+        ``parameters``, ``parameter_bytes`` (``fp32``, ``fp16``, ``int8``),
+        ``macs``, ``seconds``, ``sample_rate`` and ``counted_by``.
+
+    Example
+    -------
+    >>> from speechbrain_kd.models import LogMelCNN, SceneClassifier
+    >>> embed = LogMelCNN(sample_rate=8000, n_mels=16, conv_channels=[4],
+    ...     embedding_dim=8)
+    >>> head = SceneClassifier(8, 3)
+    >>> report = model_complexity(embed, head, 8000)
+    >>> modules = (embed, head)
+    >>> report["parameters"] == sum(
+    ...     p.numel() for m in modules for p in m.parameters())
+    True
+    >>> report["parameter_bytes"]["int8"] == report["parameters"]
+    True
+    >>> report["macs"] > 0
+    True
+    """
+    modes = [module.training for module in (embedding_model, classifier)]
+    clip = torch.zeros(1, int(round(seconds * sample_rate)), n_channels)
+    device = next(embedding_model.parameters(), torch.zeros(0)).device
+    counter = FlopCounterMode(display=False)
+    embedding_model.eval()
+    classifier.eval()
+    try:
+        with torch.no_grad(), counter:
+            classifier(embedding_model(clip.to(device)))
+    finally:
+        embedding_model.train(modes[0])
+        classifier.train(modes[1])
+    parameters = count_parameters(embedding_model, classifier)
+    return {
+        "parameters": parameters,
+        "parameter_bytes": {
+            precision: parameters * size
+            for precision, size in BYTES_PER_PARAMETER.items()
+        },
+        "macs": counter.get_total_flops() // 2,
+        "seconds": seconds,
+        "sample_rate": sample_rate,
+        "counted_by": COUNTER,
+    }
+
+
+def describe_complexity(report):
+    """One line for logs and tables.
+
+    Example
+    -------
+    >>> describe_complexity({"parameters": 1000, "macs": 2_000_000,
+    ...     "parameter_bytes": {"fp32": 4000, "fp16": 2000, "int8": 1000},
+    ...     "seconds": 1.0})
+    '1,000 parameters (4.0/2.0/1.0 kB fp32/fp16/int8), 2.0 M MACs per 1 s'
+    """
+    sizes = report["parameter_bytes"]
+    return (
+        f"{report['parameters']:,} parameters ("
+        + "/".join(f"{size / 1000:.1f}" for size in sizes.values())
+        + " kB "
+        + "/".join(sizes)
+        + f"), {report['macs'] / 1e6:.1f} M MACs per {report['seconds']:g} s"
+    )
