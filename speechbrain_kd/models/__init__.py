@@ -13,7 +13,7 @@ from speechbrain_kd.models.families import (
     family_overrides,
     known_families,
 )
-from speechbrain_kd.models.logmel_cnn import LogMelCNN
+from speechbrain_kd.models.logmel_cnn import InvertedResidual, LogMelCNN
 from speechbrain_kd.models.pooling import (
     GlobalAvgMaxPooling,
     SelfMultiHeadAttentionPooling,
@@ -29,6 +29,7 @@ from speechbrain_kd.models.spec import (
 
 __all__ = [
     "GlobalAvgMaxPooling",
+    "InvertedResidual",
     "LogMelCNN",
     "RawWaveformCNN",
     "ResidualBlock",

@@ -43,7 +43,7 @@ def known_families(folder=None):
     Example
     -------
     >>> known_families()
-    ['logmel_cnn', 'raw_waveform_cnn']
+    ['logmel_cnn', 'mobile_logmel_cnn', 'raw_waveform_cnn']
     """
     folder = Path(folder) if folder is not None else FRAGMENTS_FOLDER
     return sorted(path.stem for path in folder.glob("*.yaml"))

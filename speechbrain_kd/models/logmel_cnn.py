@@ -77,6 +77,12 @@ class LogMelCNN(torch.nn.Module):
         The largest mask (frames, mel bands); each is 1 to this wide.
     dropout : float
         Dropout before the embedding layer.
+    block : str
+        ``"conv"``: a 3x3 convolution per block; ``"inverted_residual"``:
+        :class:`InvertedResidual` (depthwise-separable, MobileNetV2), a
+        fraction of the parameters and MACs for devices.
+    expansion : int
+        Channel expansion of the inverted residual blocks.
     input_norm : str
         ``"channel"``: one BatchNorm statistic per audio channel;
         ``"band"``: one per mel band (all channels), which removes each
@@ -120,6 +126,8 @@ class LogMelCNN(torch.nn.Module):
         freq_mask_bins=8,
         dropout=0.0,
         input_norm="channel",
+        block="conv",
+        expansion=4,
     ):
         super().__init__()
         # Same rounding as SpeechBrain's STFT.
@@ -138,6 +146,8 @@ class LogMelCNN(torch.nn.Module):
             "pooling": pooling,
             "attention_heads": attention_heads,
             "input_norm": input_norm,
+            "block": block,
+            "expansion": expansion,
         }
         if not conv_channels:
             raise ValueError("conv_channels needs at least one block")
@@ -182,15 +192,25 @@ class LogMelCNN(torch.nn.Module):
             )
         self.band_norm = input_norm == "band"
         self.input_norm = torch.nn.BatchNorm2d(norms[input_norm])
+        if block not in ("conv", "inverted_residual"):
+            raise ValueError(
+                f"block={block!r}; choose 'conv' or 'inverted_residual'"
+            )
+        self.inverted = block == "inverted_residual"
         blocks, channels = [], in_channels
         for out_channels in conv_channels:
-            blocks.append(
-                torch.nn.Sequential(
-                    torch.nn.Conv2d(channels, out_channels, 3, padding=1),
-                    torch.nn.BatchNorm2d(out_channels),
-                    torch.nn.ReLU(),
+            if self.inverted:
+                blocks.append(
+                    InvertedResidual(channels, out_channels, expansion)
                 )
-            )
+            else:
+                blocks.append(
+                    torch.nn.Sequential(
+                        torch.nn.Conv2d(channels, out_channels, 3, padding=1),
+                        torch.nn.BatchNorm2d(out_channels),
+                        torch.nn.ReLU(),
+                    )
+                )
             channels = out_channels
         self.blocks = torch.nn.ModuleList(blocks)
         self.pool = torch.nn.MaxPool2d(2, ceil_mode=True)
@@ -253,7 +273,8 @@ class LogMelCNN(torch.nn.Module):
             samples = valid_frames(lengths, time, batch, wavs.device)
             frames = (1 + samples // self.hop).clamp(max=x.shape[2])
         for block in self.blocks:
-            x = block(self._zero_padding(x, frames))
+            x = self._zero_padding(x, frames)
+            x = block(x, frames) if self.inverted else block(x)
             # ReLU output is >= 0: zeroed padding never wins the max.
             x = self.pool(self._zero_padding(x, frames))
             if frames is not None:
@@ -265,8 +286,88 @@ class LogMelCNN(torch.nn.Module):
     @staticmethod
     def _zero_padding(x, frames):
         """Zero the frames of ``x`` ``[B, C, T, F]`` beyond ``frames``."""
-        if frames is None:
-            return x
-        steps = torch.arange(x.shape[2], device=x.device)
-        mask = steps[None, :] < frames[:, None]
-        return x.masked_fill(~mask[:, None, :, None], 0.0)
+        return zero_padding(x, frames)
+
+
+def zero_padding(x, frames):
+    """Zero the frames of ``x`` ``[B, C, T, F]`` beyond ``frames`` ``[B]``.
+
+    Example
+    -------
+    >>> zero_padding(torch.ones(2, 1, 3, 1), torch.tensor([3, 1]))[:, 0, :, 0]
+    tensor([[1., 1., 1.],
+            [1., 0., 0.]])
+    """
+    if frames is None:
+        return x
+    steps = torch.arange(x.shape[2], device=x.device)
+    mask = steps[None, :] < frames[:, None]
+    return x.masked_fill(~mask[:, None, :, None], 0.0)
+
+
+class InvertedResidual(torch.nn.Module):
+    """MobileNetV2's inverted residual block on time-frequency maps.
+
+    A 1x1 convolution expands the channels ``expansion`` times, a 3x3
+    depthwise convolution filters each channel, a 1x1 convolution projects
+    to ``out_channels`` (each with BatchNorm; ReLU after the first two),
+    and the input is added when the shapes allow (Sandler et al., "
+    MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018;
+    the building block of CP-JKU's CP-Mobile and the DCASE 2024 task 1
+    baseline). A ReLU follows the sum, so that outputs are >= 0 as the
+    max pooling of padded frames needs, and padded frames are zeroed
+    before the depthwise convolution, the only one that mixes frames.
+
+    Arguments
+    ---------
+    in_channels : int
+    out_channels : int
+    expansion : int
+
+    Example
+    -------
+    >>> block = InvertedResidual(8, 8, expansion=2)
+    >>> block(torch.randn(2, 8, 5, 4), torch.tensor([5, 3])).shape
+    torch.Size([2, 8, 5, 4])
+    >>> sum(p.numel() for p in block.parameters())  # a 3x3 conv: 584
+    480
+    """
+
+    def __init__(self, in_channels, out_channels, expansion=4):
+        super().__init__()
+        hidden = in_channels * expansion
+        self.expand = torch.nn.Sequential(
+            torch.nn.Conv2d(in_channels, hidden, 1, bias=False),
+            torch.nn.BatchNorm2d(hidden),
+            torch.nn.ReLU(),
+        )
+        self.depthwise = torch.nn.Sequential(
+            torch.nn.Conv2d(
+                hidden, hidden, 3, padding=1, groups=hidden, bias=False
+            ),
+            torch.nn.BatchNorm2d(hidden),
+            torch.nn.ReLU(),
+        )
+        self.project = torch.nn.Sequential(
+            torch.nn.Conv2d(hidden, out_channels, 1, bias=False),
+            torch.nn.BatchNorm2d(out_channels),
+        )
+        self.residual = in_channels == out_channels
+
+    def forward(self, x, frames=None):
+        """``[B, C, T, F]`` -> ``[B, out_channels, T, F]``.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+        frames : torch.Tensor, optional
+            Valid frames per clip ``[B]``.
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        out = self.project(self.depthwise(zero_padding(self.expand(x), frames)))
+        if self.residual:
+            out = out + x
+        return torch.relu(out)

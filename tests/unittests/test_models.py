@@ -39,6 +39,8 @@ def small(family, **options):
     torch.manual_seed(0)
     if family == "raw":
         model = RawWaveformCNN(**SMALL_RAW, **options)
+    elif family == "mobile":  # the low-complexity family's blocks
+        model = LogMelCNN(**SMALL_MEL, block="inverted_residual", **options)
     else:
         model = LogMelCNN(**SMALL_MEL, **options)
     # Non-trivial BatchNorm statistics, as after training.
@@ -57,6 +59,30 @@ def test_published_raw_cnn_size():
     # script's kernel-3 shortcut: a 1x1 one saves 2 weights per pair.
     cheaper = n_params(RawWaveformCNN(shortcut_kernel=1), SceneClassifier())
     assert count - cheaper == 2 * (128 * 64 + 64 * 128)
+
+
+def test_low_complexity_family_meets_the_dcase_limits():
+    """DCASE 2023-2025 task 1: at most 128 kB of parameters (int8) and
+    30 M MACs per second, at the paper's 48 kHz binaural input."""
+    from speechbrain_kd.complexity import model_complexity
+    from speechbrain_kd.models import build_family, family_module
+
+    modules = build_family(
+        name="mobile_logmel_cnn",
+        in_channels=2,
+        n_classes=10,
+        sample_rate=48000,
+        embedding_dim=128,
+        pooling="avgmax",
+        attention_heads=4,
+    )
+    embed, head = (
+        family_module(modules, k) for k in ("embedding_model", "classifier")
+    )
+    assert embed.config["block"] == "inverted_residual"
+    report = model_complexity(embed, head, 48000)
+    assert report["parameter_bytes"]["int8"] <= 128_000
+    assert report["macs"] <= 30_000_000
 
 
 def test_published_layout():
@@ -96,9 +122,10 @@ def test_raw_padding_with_anything_does_not_change_the_embedding(
     assert torch.allclose(model(batch[1:]), together[1:], atol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["mel", "mobile"])
 @pytest.mark.parametrize("pooling", ["avgmax", "attention"])
-def test_logmel_zero_padding_does_not_change_the_embedding(pooling):
-    model = small("mel", pooling=pooling)
+def test_logmel_zero_padding_does_not_change_the_embedding(family, pooling):
+    model = small(family, pooling=pooling)
     clip = torch.randn(1, 5123, 2)
     padded = torch.cat([clip, torch.zeros(1, 8000 - 5123, 2)], 1)
     batch = torch.cat([padded, torch.randn(1, 8000, 2)])
@@ -106,7 +133,7 @@ def test_logmel_zero_padding_does_not_change_the_embedding(pooling):
     assert torch.allclose(model(clip), together[:1], atol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["raw", "mel"])
+@pytest.mark.parametrize("family", ["raw", "mel", "mobile"])
 def test_any_channel_count_is_adapted(family):
     model = small(family)
     stereo = torch.randn(2, 4000, 2)
@@ -127,7 +154,7 @@ def test_raw_cnn_takes_inputs_shorter_than_its_receptive_field():
         model(torch.randn(1, 4, 2))
 
 
-@pytest.mark.parametrize("family", ["raw", "mel"])
+@pytest.mark.parametrize("family", ["raw", "mel", "mobile"])
 @pytest.mark.parametrize("pooling", ["avgmax", "attention"])
 def test_every_parameter_learns(family, pooling):
     model = small(family, pooling=pooling).train()
@@ -143,7 +170,7 @@ def test_every_parameter_learns(family, pooling):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("family", ["raw", "mel"])
+@pytest.mark.parametrize("family", ["raw", "mel", "mobile"])
 def test_spec_rebuilds_the_same_model(family):
     model = small(family, pooling="attention")
     spec = json.loads(json.dumps(module_spec(model)))
