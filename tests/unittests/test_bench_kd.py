@@ -21,6 +21,7 @@ TINY_MODELS = {
         "final_channels": 8,
     },
     "logmel_cnn": {"n_mels": 16, "n_fft": 256, "conv_channels": [8]},
+    "mobile_logmel_cnn": {"n_mels": 16, "n_fft": 256, "conv_channels": [8]},
 }
 TINY_OVERRIDES = {
     "sample_rate": 8000,
@@ -79,7 +80,7 @@ def test_every_ratio_is_measured_finite_and_positive(bench, tmp_path):
     for key, value in report["figures"].items():
         assert math.isfinite(value) and value >= 0, key
     assert set(report["targets"]) <= set(report["ratios"])
-    assert set(report["precision"]) == {"logmel_cnn", "raw_waveform_cnn"}
+    assert set(report["precision"]) == set(TINY_MODELS)  # every family
     for family, out in report["precision"].items():
         assert set(bench.PRECISIONS) <= set(out), family
         assert out["fp32"]["step_ms"] > 0
