@@ -93,10 +93,11 @@ def test_same_epoch_same_batches_and_no_global_rng():
 
 def test_without_set_epoch_each_iteration_redraws():
     s = sampler()
-    first, second = list(s), list(s)
-    assert first != second
+    first, second, third = list(s), list(s), list(s)
+    assert first != second != third
     assert first == sampler().epoch_batches(0)
     assert second == sampler().epoch_batches(1)
+    assert third == sampler().epoch_batches(2)  # counts on, not 0, 1, 1
 
 
 @pytest.mark.parametrize(
@@ -184,6 +185,13 @@ def test_from_dataset_reads_labels_without_audio_and_keeps_order():
         ]
     expected = [k for k, v in data.items() if v["scene"] in PAIR]
     assert sorted(seen) == sorted(expected)
+    # Its options reach the sampler: the batches of the constructor's.
+    labels = [dataset.data[i]["scene"] for i in dataset.data_ids]
+    same = PairFocusedBatchSampler(
+        labels, list(PAIR), batch_size=8, seed=1, num_replicas=1
+    )
+    assert s.epoch_batches(0) == same.epoch_batches(0)
+    assert s.seed == 1
 
 
 def test_from_dataset_with_encoded_labels():
