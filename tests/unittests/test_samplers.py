@@ -228,6 +228,10 @@ def test_from_dataset_with_encoded_labels():
         ({"num_replicas": 31, "rank": 0}, "30 target clip\\(s\\) cannot"),
         ({"drop_last": True, "batch_size": 64}, "do not fill 1 full"),
         ({"seed": -1}, "seed must be"),
+        ({"seed": 1.5}, "seed must be"),
+        ({"seed": True}, "seed must be"),
+        ({"batch_size": 8.5}, "batch_size must be an int"),
+        ({"batch_size": True}, "batch_size must be an int"),
     ],
 )
 def test_bad_settings_are_named(kw, message):
@@ -235,6 +239,7 @@ def test_bad_settings_are_named(kw, message):
         sampler(**kw)
 
 
-def test_bad_epoch_is_named():
+@pytest.mark.parametrize("epoch", [-1, 1.5, True])
+def test_bad_epoch_is_named(epoch):
     with pytest.raises(ValueError, match="epoch must be an int >= 0"):
-        sampler().set_epoch(-1)
+        sampler().set_epoch(epoch)
