@@ -273,20 +273,15 @@ class LogMelCNN(torch.nn.Module):
             samples = valid_frames(lengths, time, batch, wavs.device)
             frames = (1 + samples // self.hop).clamp(max=x.shape[2])
         for block in self.blocks:
-            x = self._zero_padding(x, frames)
+            x = zero_padding(x, frames)
             x = block(x, frames) if self.inverted else block(x)
             # ReLU output is >= 0: zeroed padding never wins the max.
-            x = self.pool(self._zero_padding(x, frames))
+            x = self.pool(zero_padding(x, frames))
             if frames is not None:
                 frames = -(-frames // 2)
         x = x.mean(dim=-1).transpose(1, 2)  # frequency pooled: [B, T, C]
         relative = None if frames is None else frames.to(x.dtype) / x.shape[1]
         return self.embedding(self.dropout(self.pooling(x, relative)))
-
-    @staticmethod
-    def _zero_padding(x, frames):
-        """Zero the frames of ``x`` ``[B, C, T, F]`` beyond ``frames``."""
-        return zero_padding(x, frames)
 
 
 def zero_padding(x, frames):
