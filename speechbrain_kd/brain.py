@@ -29,10 +29,10 @@ Hyperparameters read (all optional unless stated):
 """
 
 import csv
+import io
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import speechbrain as sb
@@ -40,15 +40,13 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.repro import SaveableGenerator
 
-from speechbrain_kd.analysis import (
-    classification_report,
-    pair_errors,
-    plot_confusion_matrix,
-    write_json_atomic,
-)
 from speechbrain_kd.dataio import loader_options
+from speechbrain_kd.files import write_json_atomic, write_text_atomic
 from speechbrain_kd.labels import encoder_labels
 from speechbrain_kd.losses import mixup
+from speechbrain_kd.metrics import classification_report
+from speechbrain_kd.pairs import pair_errors
+from speechbrain_kd.plots import plot_confusion_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -484,22 +482,21 @@ class SceneClassificationBrain(sb.Brain):
         """Per-clip targets, predictions and posteriors, keyed by clip ID."""
         labels = report["labels"]
         probs = self._log_probs.exp()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["ID", "target", "prediction"] + labels)
-            for clip_id, target, row in zip(
-                self._records["ids"],
-                self._targets.tolist(),
-                probs.tolist(),
-                strict=True,
-            ):
-                best = max(range(len(row)), key=row.__getitem__)
-                writer.writerow(
-                    [clip_id, labels[target], labels[best]]
-                    + [f"{p:.6g}" for p in row]
-                )
-        os.replace(tmp, path)
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(["ID", "target", "prediction"] + labels)
+        for clip_id, target, row in zip(
+            self._records["ids"],
+            self._targets.tolist(),
+            probs.tolist(),
+            strict=True,
+        ):
+            best = max(range(len(row)), key=row.__getitem__)
+            writer.writerow(
+                [clip_id, labels[target], labels[best]]
+                + [f"{p:.6g}" for p in row]
+            )
+        write_text_atomic(path, text.getvalue())
 
 
 class DistillationBrain(SceneClassificationBrain):

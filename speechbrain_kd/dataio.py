@@ -4,7 +4,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import soundfile
 import torch
 import torchaudio
 from speechbrain.utils.data_pipeline import provides, takes
+
+from speechbrain_kd.files import replacing, write_text_atomic
 
 
 def adapt_channels(wav, channels):
@@ -668,12 +669,10 @@ def manifest_at_rate(manifest_csv, sample_rate, folder):
         if sources.get(row["ID"]) != stamp or not copy.is_file():
             changed = True
             wav = load_audio(source, sample_rate, _file_channels(source))
-            _write_whole(
-                copy,
-                lambda tmp, wav=wav: soundfile.write(
+            with replacing(copy) as tmp:
+                soundfile.write(
                     tmp, wav.numpy(), sample_rate, "FLOAT", format="WAV"
-                ),
-            )
+                )
             sources[row["ID"]] = stamp
         row["wav"], row["sample_rate"] = str(copy), str(sample_rate)
     text = _csv_text(fields, rows)
@@ -681,8 +680,8 @@ def manifest_at_rate(manifest_csv, sample_rate, folder):
         with open(out, newline="", encoding="utf-8") as f:
             changed = f.read() != text
     if changed:
-        _write_whole(sources_json, json.dumps(sources, indent=1))
-        _write_whole(out, text)
+        write_text_atomic(sources_json, json.dumps(sources, indent=1))
+        write_text_atomic(out, text)
     return out
 
 
@@ -710,19 +709,3 @@ def _file_channels(path):
         return soundfile.info(str(path)).channels
     except Exception as error:
         raise RuntimeError(f"cannot read audio file {path}: {error}") from error
-
-
-def _write_whole(path, content):
-    """Text, or ``content(tmp)``, into a temporary file renamed ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        if callable(content):
-            content(tmp)
-        else:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

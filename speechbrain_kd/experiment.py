@@ -5,13 +5,14 @@ import fcntl
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import speechbrain as sb
 from speechbrain.utils.logger import get_environment_description
+
+from speechbrain_kd.files import write_text_atomic
 
 ENV_LOG = "env.log"
 LOCK_FILE = ".writer.lock"
@@ -118,20 +119,10 @@ def start_env_log(folder):
     if not sb.utils.distributed.if_main_process():
         return None
     writer = threading.Thread(
-        target=_write_whole,
-        args=(Path(folder) / ENV_LOG, get_environment_description),
+        target=lambda: write_text_atomic(
+            Path(folder) / ENV_LOG, get_environment_description()
+        ),
         name="env.log",
     )
     writer.start()
     return writer
-
-
-def _write_whole(path, make_text):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(make_text())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,7 +1,7 @@
 """Export a trained phase as a folder SpeechBrain's own classes can load.
 
     python -m speechbrain_kd.export PHASE_OUTPUT_FOLDER EXPORT_FOLDER \
-        [--overwrite] [--verify MANIFEST_CSV] [--push_to USER/REPO [--private]]
+        [--overwrite] [--verify MANIFEST_CSV] [--data SENTENCE]
 
 The folder holds ``hyperparams.yaml``, the weights of the phase's best
 checkpoint (``embedding_model.ckpt``, ``classifier.ckpt``, plain state
@@ -25,7 +25,8 @@ the label encoder is parsed with ``ast.literal_eval``. The
 ``hyperparams.yaml`` itself is code: HyperPyYAML's ``!new:``, ``!name:``,
 ``!apply:`` and ``!module:`` import and call what they name. Read a
 downloaded one first, or list what it would call with
-:func:`audit_hyperparams`.
+:func:`speechbrain_kd.audit.audit_hyperparams`. To share the folder:
+``python -m speechbrain_kd.hub push EXPORT_FOLDER USER/REPO``.
 """
 
 import argparse
@@ -37,7 +38,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
@@ -52,15 +52,11 @@ from speechbrain_kd.checkpoints import (
 )
 from speechbrain_kd.complexity import model_complexity
 from speechbrain_kd.dataio import read_manifest
+from speechbrain_kd.model_card import model_card
 from speechbrain_kd.models.spec import build_module
 
 logger = logging.getLogger(__name__)
 
-CITATION = (
-    'Jee-weon Jung, Hee-Soo Heo, Hye-jin Shim, Ha-Jin Yu, "Knowledge '
-    'Distillation in Acoustic Scene Classification", IEEE Access 8:'
-    "166870-166879, 2020, DOI 10.1109/ACCESS.2020.3021711"
-)
 EXPORT_FILES = (
     "hyperparams.yaml",
     "embedding_model.ckpt",
@@ -69,23 +65,6 @@ EXPORT_FILES = (
     "label_encoder.ckpt",
     "README.md",
 )
-# What an exported hyperparams.yaml may import or call. torch.nn only, not
-# all of torch: torch.hub.load runs downloaded code and torch.load can
-# unpickle anything.
-ALLOWED_PREFIXES = ("speechbrain.", "speechbrain_kd.", "torch.nn.")
-# Parts of SpeechBrain that fetch or run other code (another hub model, a
-# shipped Python file, a shell command): never allowed.
-DENIED_PARTS = (
-    "foreign_class",
-    "from_hparams",
-    "speechbrain.utils.superpowers",
-    "speechbrain.utils.fetching",
-    "speechbrain.utils.data_utils.download_file",
-)
-# Tags that import or call the dotted name after the colon.
-CALLING_TAGS = ("!new:", "!name:", "!apply:", "!module:")
-# HyperPyYAML tags that call nothing by themselves.
-INERT_TAGS = ("!ref", "!copy", "!tuple")
 
 
 def _yaml_module(key, spec):
@@ -173,235 +152,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         classifier: !ref <scene_classifier>
         label_encoder: !ref <label_encoder>
 """
-
-
-class AuditEntry(NamedTuple):
-    """One tag of a HyperPyYAML file (see :func:`audit_hyperparams`).
-
-    Example
-    -------
-    >>> AuditEntry("!new:", "torch.nn.Linear", True).target
-    'torch.nn.Linear'
-    """
-
-    tag: str
-    target: str
-    allowed: bool
-
-
-def _walk(node):
-    yield node
-    if isinstance(node.value, list):
-        for item in node.value:
-            for child in item if isinstance(item, tuple) else (item,):
-                yield from _walk(child)
-
-
-def _allowed(target):
-    return target.startswith(ALLOWED_PREFIXES) and not any(
-        part in target for part in DENIED_PARTS
-    )
-
-
-def audit_hyperparams(path):
-    """List what a HyperPyYAML file would import or call when loaded.
-
-    The file is parsed (never loaded) and every tag is listed, after YAML
-    resolves ``%TAG`` shorthands, so a disguised ``!new:`` is caught too.
-    ``!new:``, ``!name:``, ``!apply:`` and ``!module:`` targets are allowed
-    when they lie under ``speechbrain``, ``speechbrain_kd`` or ``torch.nn``
-    and are not one of SpeechBrain's ways to fetch or run other code
-    (``foreign_class``, ``from_hparams``, ``superpowers``, ``fetching``).
-    Any other tag (``!include:``, ``!applyref:``, ``!!python/...``) is
-    flagged. This is a first filter, not a sandbox: read what it lists.
-
-    Arguments
-    ---------
-    path : str or pathlib.Path
-
-    Returns
-    -------
-    list of AuditEntry
-        ``(tag, target, allowed)`` in file order: ``("!new:",
-        "torch.nn.Linear", True)``; a tag that is not one of the four
-        calling tags has an empty target and is never allowed.
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/h.yaml"
-    >>> text = "a: !new:torch.nn.Linear [1, 1]\\nb: !apply:os.system [ls]\\n"
-    >>> _ = open(path, "w").write(text)
-    >>> [(e.target, e.allowed) for e in audit_hyperparams(path)]
-    [('torch.nn.Linear', True), ('os.system', False)]
-    """
-    import ruamel.yaml
-
-    with open(path, encoding="utf-8") as f:
-        try:
-            root = ruamel.yaml.YAML().compose(f)
-        except ruamel.yaml.YAMLError as error:
-            raise ValueError(f"{path} is not valid YAML: {error}") from error
-    entries = []
-    for node in _walk(root) if root is not None else ():
-        tag = str(getattr(node.tag, "value", node.tag))
-        if tag.startswith("tag:yaml.org,2002:") and "python/" not in tag:
-            continue  # plain str, int, map, ...
-        if tag.startswith(INERT_TAGS) and ":" not in tag:
-            continue
-        kind = next((t for t in CALLING_TAGS if tag.startswith(t)), None)
-        if kind is None:
-            entries.append(AuditEntry(tag, "", False))
-        else:
-            target = tag[len(kind) :]
-            entries.append(AuditEntry(kind, target, _allowed(target)))
-    return entries
-
-
-def model_card(
-    spec, results, checkpoint_name, has_plot, data=None, complexity=None
-):
-    """The ``README.md`` of an exported model.
-
-    Arguments
-    ---------
-    spec : dict
-        The phase's ``model_spec.json``.
-    results : dict or None
-        The phase's ``test_results.json``.
-    checkpoint_name : str
-        The checkpoint the weights come from.
-    has_plot : bool
-        Whether ``confusion_matrix.png`` is in the folder.
-    data : str, optional
-        A sentence on the training data.
-    complexity : dict, optional
-        :func:`speechbrain_kd.complexity.model_complexity` of the model.
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> from speechbrain_kd.models import SceneClassifier, module_spec
-    >>> clf = module_spec(SceneClassifier(4, 2))
-    >>> spec = {"embedding_model": clf, "classifier": clf,
-    ...         "sample_rate": 8000, "labels": ["a", "b"]}
-    >>> card = model_card(spec, None, "CKPT+1", False)
-    >>> "10.1109/ACCESS.2020.3021711" in card
-    True
-    >>> from speechbrain_kd.complexity import model_complexity
-    >>> cost = model_complexity(torch.nn.Identity(), SceneClassifier(4, 2),
-    ...     8000, n_channels=4)
-    >>> card = model_card(spec, None, "CKPT+1", False, complexity=cost)
-    >>> f"| {cost['parameters']:,} |" in card
-    True
-    """
-    config = spec["embedding_model"]["config"]
-    family = spec["embedding_model"]["class"].rsplit(".", 1)[-1]
-    phase = spec.get("phase", "model")
-    labels = list(spec["labels"])
-    data = data or (
-        "acoustic scene clips in the TAU Urban Acoustic Scenes layout, "
-        "prepared by `recipes/DCASE2019/dcase2019_prepare.py` of "
-        "speechbrain-kd"
-    )
-    lines = [
-        "---",
-        "library_name: speechbrain",
-        "pipeline_tag: audio-classification",
-        "tags: [audio-classification, acoustic-scene-classification, "
-        "knowledge-distillation, speechbrain]",
-        "---",
-        "",
-        f"# {family} ({phase}) for acoustic scene classification",
-        "",
-        "## Task and data",
-        "",
-        f"Classifies a recording into one of {len(labels)} scenes: "
-        f"{', '.join(labels)}. Input: raw audio at {spec['sample_rate']} Hz "
-        f"with {config.get('in_channels', 1)} channel(s); other rates and "
-        "channel counts are converted on loading. Trained on " + data + ".",
-        "",
-        "## Method",
-        "",
-        f"The `{phase}` phase of speechbrain-kd, which implements {CITATION}:",
-        "a baseline CNN, specialists fine-tuned on the most confused pairs",
-        "of scenes, and a student distilled from the soft labels (T = 2) of",
-        "all of them.",
-        "",
-        "## Results",
-        "",
-    ]
-    if results:
-        n_clips = results.get("n_clips", "?")
-        lines += [
-            f"Accuracy on the held-out test split ({n_clips} clips): "
-            f"**{100 * results['accuracy']:.2f} %** (checkpoint "
-            f"`{checkpoint_name}`).",
-            "",
-            "| scene | accuracy |",
-            "|---|---|",
-        ]
-        for label, acc in results.get("classwise_accuracy", {}).items():
-            value = "n/a" if acc is None else f"{100 * acc:.1f} %"
-            lines.append(f"| {label} | {value} |")
-        lines.append("")
-    else:
-        lines += ["No test results were found for this checkpoint.", ""]
-    if has_plot:
-        lines += ["![confusion matrix](confusion_matrix.png)", ""]
-    if complexity:
-        sizes = complexity["parameter_bytes"]
-        lines += [
-            "## Size and cost",
-            "",
-            "| parameters | fp32 | fp16 | int8 | MACs per second of audio |",
-            "|---|---|---|---|---|",
-            f"| {complexity['parameters']:,} | {sizes['fp32'] / 1000:.1f} kB "
-            f"| {sizes['fp16'] / 1000:.1f} kB | {sizes['int8'] / 1000:.1f} kB "
-            f"| {complexity['macs'] / 1e6:.1f} M |",
-            "",
-            f"Counted with {complexity['counted_by']} at "
-            f"{complexity['sample_rate']} Hz.",
-            "",
-        ]
-    lines += [
-        "## Use",
-        "",
-        "```python",
-        "# pip install speechbrain-kd  (provides the model classes)",
-        "from speechbrain.inference.classifiers import EncoderClassifier",
-        "",
-        "model = EncoderClassifier.from_hparams(",
-        '    source="<this repo or folder>", savedir="pretrained_model"',
-        ")",
-        'out_prob, score, index, label = model.classify_file("clip.wav")',
-        "```",
-        "",
-        "`out_prob` holds log posteriors. From the command line:",
-        "`python -m speechbrain_kd.classify <folder> clip.wav --top_k 3`.",
-        "",
-        "## Safety",
-        "",
-        "Loading `hyperparams.yaml` runs code: HyperPyYAML's `!new:`,",
-        "`!name:`, `!apply:` and `!module:` import and call the Python",
-        "objects they name, so a hub model can run arbitrary code. Read the",
-        "file before loading, e.g. download it alone with",
-        '`huggingface_hub.hf_hub_download(repo_id, "hyperparams.yaml")` and',
-        "run `speechbrain_kd.export.audit_hyperparams(path)` (or",
-        "`python -m speechbrain_kd.hub audit <repo or folder>`), which lists",
-        "every callable and flags anything outside speechbrain,",
-        "speechbrain_kd and torch.nn. This model names only those. The",
-        "weights are plain state dicts, read by `torch.load` with",
-        "`weights_only=True` (torch's default since 2.6).",
-        "",
-        "## Citation",
-        "",
-        CITATION,
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def _read_results(phase_folder):
@@ -734,8 +484,6 @@ def main(argv=None):
         default=None,
         help="check the export against <phase>/test_predictions.csv",
     )
-    parser.add_argument("--push_to", metavar="REPO_ID", default=None)
-    parser.add_argument("--private", action="store_true")
     args = parser.parse_args(argv)
     folder = export_model(
         args.phase_folder, args.export_folder, args.overwrite, data=args.data
@@ -752,11 +500,6 @@ def main(argv=None):
         if report["label_mismatches"]:
             print(f"differing clips: {report['label_mismatches'][:10]}")
             return 1
-    if args.push_to:
-        from speechbrain_kd.hub import push_to_hub
-
-        url = push_to_hub(folder, args.push_to, private=args.private)
-        print(f"pushed {folder} to {url}")
     return 0
 
 

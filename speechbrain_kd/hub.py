@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-from speechbrain_kd.export import EXPORT_FILES, audit_hyperparams
+from speechbrain_kd.audit import audit_hyperparams
+from speechbrain_kd.export import EXPORT_FILES
 
 TRUE_VALUES = ("1", "true", "yes", "on")
 
@@ -173,7 +174,7 @@ def audit_model(source, token=None):
 
     Returns
     -------
-    list of speechbrain_kd.export.AuditEntry
+    list of speechbrain_kd.audit.AuditEntry
 
     Example
     -------

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from speechbrain.lobes.features import Fbank
 
-from speechbrain_kd.analysis import classification_report, write_json_atomic
 from speechbrain_kd.dataio import load_audio
+from speechbrain_kd.files import write_json_atomic
+from speechbrain_kd.metrics import classification_report
 from speechbrain_kd.models.logmel_cnn import default_n_fft
 
 DEFAULT_CS = (0.01, 0.1, 1.0, 10.0)
@@ -161,7 +162,7 @@ def evaluate_linear_reference(
 ):
     """Fit the reference on a phase's manifests; write its test results.
 
-    The results (:func:`~speechbrain_kd.analysis.classification_report`
+    The results (:func:`~speechbrain_kd.metrics.classification_report`
     of the test split, with ``C``, ``valid_accuracy`` and the features
     used) are written whole to ``out_file``; they are reused when the
     manifests and the settings are those of the file (a stamp of both).

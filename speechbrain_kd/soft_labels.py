@@ -42,7 +42,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -55,6 +54,7 @@ from speechbrain_kd.dataio import (
     loader_options,
     read_manifest,
 )
+from speechbrain_kd.files import replacing
 
 logger = logging.getLogger(__name__)
 
@@ -400,20 +400,17 @@ class SoftLabelCache:
             device,
         )
         ids = list(clips)
-        _save_atomic(
-            path,
-            {
-                "format_version": FORMAT_VERSION,
-                "fingerprint": expected,
-                "settings": settings,
-                "manifest_csv": str(manifest_csv),
-                "teacher_folders": [
-                    ensemble.folders[n] for n in ensemble.names
-                ],
-                "ids": ids,
-                "logits": logits,
-            },
-        )
+        content = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": expected,
+            "settings": settings,
+            "manifest_csv": str(manifest_csv),
+            "teacher_folders": [ensemble.folders[n] for n in ensemble.names],
+            "ids": ids,
+            "logits": logits,
+        }
+        with replacing(path) as tmp:
+            torch.save(content, tmp)
         logger.info(
             "Wrote soft-label cache %s (%d clips, %d view(s), %d teachers)",
             path,
@@ -729,17 +726,3 @@ def _batch_device(batch):
         if value is not None:
             return value.data.device
     return torch.device("cpu")
-
-
-def _save_atomic(path, content):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    os.close(fd)
-    try:
-        torch.save(content, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import soundfile
 
-from speechbrain_kd.analysis import write_json_atomic
+from speechbrain_kd.files import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

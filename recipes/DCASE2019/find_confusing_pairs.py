@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechbrain_kd.analysis import (
+from speechbrain_kd.pairs import (
     parse_pairs,
     rank_confusing_pairs,
     write_confusing_pairs,

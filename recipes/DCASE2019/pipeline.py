@@ -45,13 +45,9 @@ from pathlib import Path
 
 import yaml
 
-from speechbrain_kd.analysis import (
-    plot_confusion_matrices,
-    read_confusing_pairs,
-    write_json_atomic,
-)
 from speechbrain_kd.complexity import COMPLEXITY_FILE, describe_complexity
 from speechbrain_kd.experiment import FolderInUse, sole_writer
+from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.hparams_preview import (
     SettingError,
     check_settings,
@@ -59,6 +55,8 @@ from speechbrain_kd.hparams_preview import (
     yaml_keys,
 )
 from speechbrain_kd.models import family_overrides, known_families
+from speechbrain_kd.pairs import read_confusing_pairs
+from speechbrain_kd.plots import plot_confusion_matrices
 from speechbrain_kd.reference import evaluate_linear_reference
 
 RECIPE = Path(__file__).resolve().parent

@@ -30,7 +30,6 @@ from dcase2019_prepare import prepare_dcase2019, training_scenes
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_kd.analysis import read_confusing_pairs, write_json_atomic
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
 from speechbrain_kd.complexity import (
@@ -45,6 +44,7 @@ from speechbrain_kd.dataio import (
     manifest_at_rate,
 )
 from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
+from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.hparams_preview import (
     SettingError,
     check_settings,
@@ -59,6 +59,7 @@ from speechbrain_kd.labels import (
 )
 from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
+from speechbrain_kd.pairs import read_confusing_pairs
 
 logger = logging.getLogger(__name__)
 

@@ -8,11 +8,10 @@ not name arbitrary code.
 
 import importlib
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import torch
+
+from speechbrain_kd.files import write_text_atomic
 
 ALLOWED_PREFIX = "speechbrain_kd."
 
@@ -149,16 +148,7 @@ def write_model_spec(
         **extra,
     }
     text = json.dumps(spec, indent=2)  # fails before any file is touched
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(path, text + "\n")
 
 
 def read_model_spec(path):

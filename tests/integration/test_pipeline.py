@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_summary_reports_what_each_phase_wrote(pipeline_run):
-    from speechbrain_kd.analysis import pair_errors
+    from speechbrain_kd.pairs import pair_errors
 
     summary, out = pipeline_run["summary"], pipeline_run["folder"]
 
@@ -155,7 +155,7 @@ def test_specialists_cut_errors_in_their_pairs(pipeline_run):
     pair, too few to compare models (the README reports the default demo's
     test-split numbers).
     """
-    from speechbrain_kd.analysis import pair_errors
+    from speechbrain_kd.pairs import pair_errors
 
     folder = pipeline_run["folder"]
     baseline = json.loads(

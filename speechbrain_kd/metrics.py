@@ -1,0 +1,167 @@
+"""Evaluation metrics of a scene classifier.
+
+Phase 5 of Jung, Heo, Shim, Yu, "Knowledge Distillation in Acoustic Scene
+Classification", IEEE Access 8:166870-166879, 2020: every model is
+evaluated by accuracy, class-wise accuracy and confusion matrix (the
+errors inside each confusing pair are in :mod:`speechbrain_kd.pairs`).
+"""
+
+import numpy as np
+
+
+def _class_indices(values, n_classes, name):
+    """``values`` as a 1-D int64 array of class indices, checked."""
+    array = np.asarray(values)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        if not (
+            np.issubdtype(array.dtype, np.floating)
+            and np.all(np.isfinite(array))
+            and np.all(array == np.round(array))
+        ):
+            raise ValueError(
+                f"{name} must hold class indices (integers), got "
+                f"dtype {array.dtype}"
+            )
+    array = array.astype(np.int64)
+    bad = (array < 0) | (array >= n_classes)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name}[{pos}] = {array[pos]} is not a class index in "
+            f"0..{n_classes - 1}"
+        )
+    return array
+
+
+def _square(matrix, labels=None):
+    """``matrix`` as a square integer-or-float array, checked."""
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(
+            f"a confusion matrix must be square, got shape {matrix.shape}"
+        )
+    if labels is not None and matrix.shape[0] != len(labels):
+        raise ValueError(
+            f"confusion matrix {matrix.shape} does not match the "
+            f"{len(labels)} labels {list(labels)}"
+        )
+    return matrix
+
+
+def confusion_matrix(targets, predictions, n_classes):
+    """Counts ``[n, n]``: row = true class, column = predicted class.
+
+    Arguments
+    ---------
+    targets : sequence of int
+        True class index of every clip.
+    predictions : sequence of int
+        Predicted class index of every clip.
+    n_classes : int
+        Number of classes ``n``.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``[n, n]``.
+
+    Example
+    -------
+    >>> confusion_matrix([0, 0, 1, 2], [0, 1, 1, 2], 3)
+    array([[1, 1, 0],
+           [0, 1, 0],
+           [0, 0, 1]])
+    >>> confusion_matrix([0, 3], [0, 1], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: targets[1] = 3 is not a class index in 0..2
+    """
+    if int(n_classes) != n_classes or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive int, got {n_classes}")
+    n_classes = int(n_classes)
+    targets = _class_indices(targets, n_classes, "targets")
+    predictions = _class_indices(predictions, n_classes, "predictions")
+    if len(targets) != len(predictions):
+        raise ValueError(
+            f"{len(targets)} targets but {len(predictions)} predictions"
+        )
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (targets, predictions), 1)
+    return matrix
+
+
+def symmetric_confusion(matrix):
+    """``C + C^T`` with a zero diagonal: errors between two classes.
+
+    Arguments
+    ---------
+    matrix : array-like ``[n, n]``
+        Confusion matrix (rows true, columns predicted).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n, n]``, symmetric, zero diagonal.
+
+    Example
+    -------
+    >>> symmetric_confusion(np.array([[5, 2], [3, 4]]))
+    array([[0, 5],
+           [5, 0]])
+    """
+    matrix = _square(matrix)
+    sym = matrix + matrix.T
+    np.fill_diagonal(sym, 0)
+    return sym
+
+
+def classification_report(targets, predictions, labels):
+    """Accuracy, class-wise accuracy and confusion matrix as plain JSON.
+
+    Arguments
+    ---------
+    targets : sequence of int
+        True class indices.
+    predictions : sequence of int
+        Predicted class indices.
+    labels : sequence of str
+        The class names, in index order.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (fraction), ``classwise_accuracy`` (label -> fraction,
+        ``None`` for a class without clips), ``confusion_matrix`` (list of
+        lists, rows true), ``labels``, ``n_clips``.
+
+    Raises
+    ------
+    ValueError
+        No clip, or a class index out of range.
+
+    Example
+    -------
+    >>> report = classification_report([0, 0, 1], [0, 1, 1], ["a", "b"])
+    >>> report["accuracy"], report["classwise_accuracy"]
+    (0.6666666666666666, {'a': 0.5, 'b': 1.0})
+    """
+    labels = list(labels)
+    matrix = confusion_matrix(targets, predictions, len(labels))
+    totals = matrix.sum(axis=1)
+    n_clips = int(matrix.sum())
+    if not n_clips:
+        raise ValueError("no clip to evaluate: targets is empty")
+    return {
+        "accuracy": float(np.trace(matrix) / n_clips),
+        "classwise_accuracy": {
+            label: float(matrix[k, k] / totals[k]) if totals[k] else None
+            for k, label in enumerate(labels)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "labels": labels,
+        "n_clips": n_clips,
+    }

@@ -1,0 +1,85 @@
+"""Confusion counts and classification reports."""
+
+import json
+
+import numpy as np
+import pytest
+
+from speechbrain_kd.metrics import (
+    classification_report,
+    confusion_matrix,
+    symmetric_confusion,
+)
+from speechbrain_kd.pairs import pair_errors
+
+LABELS = ["a", "b", "c", "d"]
+
+
+def random_predictions(seed, n=200, n_classes=4):
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, n_classes, n)
+    noise = rng.integers(0, n_classes, n)
+    predictions = np.where(rng.random(n) < 0.6, targets, noise)
+    return targets, predictions
+
+
+def test_confusion_matrix_counts_rows_true_columns_predicted():
+    targets, predictions = random_predictions(0)
+    cm = confusion_matrix(targets, predictions, 4)
+    for i in range(4):
+        for j in range(4):
+            assert cm[i, j] == np.sum((targets == i) & (predictions == j))
+    assert confusion_matrix([1], [2], 3)[1, 2] == 1
+    assert cm.dtype.kind == "i"
+
+
+@pytest.mark.parametrize(
+    "targets,predictions,message",
+    [
+        ([0, 4], [0, 1], "targets\\[1\\] = 4"),
+        ([0, 1], [-1, 1], "predictions\\[0\\] = -1"),
+        ([0, 1, 2], [0, 1], "3 targets but 2 predictions"),
+        ([0.5, 1], [0, 1], "class indices"),
+    ],
+)
+def test_confusion_matrix_rejects_bad_indices(targets, predictions, message):
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(targets, predictions, 4)
+
+
+def test_symmetric_counts_both_directions():
+    targets, predictions = random_predictions(1)
+    cm = confusion_matrix(targets, predictions, 4)
+    sym = symmetric_confusion(cm)
+    assert np.array_equal(sym, sym.T) and np.trace(sym) == 0
+    assert sym[0, 1] == cm[0, 1] + cm[1, 0]
+    with pytest.raises(ValueError, match="square"):
+        symmetric_confusion(np.zeros((2, 3)))
+
+
+def test_pair_errors_and_report():
+    targets, predictions = random_predictions(3)
+    report = classification_report(targets, predictions, LABELS)
+    assert report["accuracy"] == pytest.approx(np.mean(targets == predictions))
+    for k, label in enumerate(LABELS):
+        mask = targets == k
+        assert report["classwise_accuracy"][label] == pytest.approx(
+            np.mean(predictions[mask] == k)
+        )
+    assert report["n_clips"] == len(targets)
+    assert report["labels"] == LABELS
+    cm = np.array(report["confusion_matrix"])
+    ab = np.sum((targets == 0) & (predictions == 1)) + np.sum(
+        (targets == 1) & (predictions == 0)
+    )
+    assert pair_errors(cm, LABELS, ["b", "a"]) == ab
+    with pytest.raises(ValueError, match="unknown scene 'e'"):
+        pair_errors(cm, LABELS, ["a", "e"])
+    json.dumps(report)  # plain JSON
+
+
+def test_report_class_without_clips_and_empty_input():
+    report = classification_report([0, 0], [0, 1], ["a", "b"])
+    assert report["classwise_accuracy"] == {"a": 0.5, "b": None}
+    with pytest.raises(ValueError, match="no clip"):
+        classification_report([], [], ["a", "b"])

@@ -1,0 +1,122 @@
+"""Pair ranking with ties, pair files and their validation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from speechbrain_kd.metrics import confusion_matrix, symmetric_confusion
+from speechbrain_kd.pairs import (
+    parse_pairs,
+    rank_confusing_pairs,
+    read_confusing_pairs,
+    write_confusing_pairs,
+)
+
+LABELS = ["a", "b", "c", "d"]
+# a/b: 2+2; c/d: 3+1; a/d: 1+3 -> all count 4.
+TIED = np.array([[9, 2, 0, 1], [2, 9, 0, 0], [0, 0, 9, 3], [3, 0, 1, 9]])
+
+
+def random_predictions(seed, n=200, n_classes=4):
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, n_classes, n)
+    noise = rng.integers(0, n_classes, n)
+    predictions = np.where(rng.random(n) < 0.6, targets, noise)
+    return targets, predictions
+
+
+def test_ranking_breaks_ties_by_direction_then_label_order():
+    ranked = rank_confusing_pairs(TIED, LABELS)
+    # a/d and c/d both have a one-way count of 3: label order decides.
+    assert [p["pair"] for p in ranked] == [["a", "d"], ["c", "d"], ["a", "b"]]
+    assert ranked[0] == {
+        "pair": ["a", "d"],
+        "count": 4,
+        "a_as_b": 1,
+        "b_as_a": 3,
+    }
+    assert rank_confusing_pairs(TIED, LABELS, top_k=2) == ranked[:2]
+    # Renaming the classes so that c/d come first puts c/d before a/d.
+    renamed = rank_confusing_pairs(TIED[::-1, ::-1], LABELS[::-1])
+    assert [p["pair"] for p in renamed][:2] == [["d", "c"], ["d", "a"]]
+
+
+def test_ranking_is_sorted_and_lists_each_pair_once():
+    targets, predictions = random_predictions(2, n=300, n_classes=6)
+    labels = [f"s{k}" for k in range(6)]
+    cm = confusion_matrix(targets, predictions, 6)
+    ranked = rank_confusing_pairs(cm, labels)
+    sym = symmetric_confusion(cm)
+    assert len(ranked) == np.count_nonzero(np.triu(sym))
+    keys = []
+    for p in ranked:
+        i, j = (labels.index(x) for x in p["pair"])
+        assert i < j and p["count"] == sym[i, j] > 0
+        assert (p["a_as_b"], p["b_as_a"]) == (cm[i, j], cm[j, i])
+        keys.append((-p["count"], -max(cm[i, j], cm[j, i]), i, j))
+    assert keys == sorted(keys)
+
+
+def test_pairs_without_errors_are_left_out_and_bad_shapes_named():
+    assert rank_confusing_pairs(np.eye(4, dtype=int), LABELS) == []
+    with pytest.raises(ValueError, match="does not match the 3 labels"):
+        rank_confusing_pairs(TIED, LABELS[:3])
+    with pytest.raises(ValueError, match="top_k"):
+        rank_confusing_pairs(TIED, LABELS, top_k=-1)
+
+
+def test_pair_file_round_trip(tmp_path):
+    path = tmp_path / "pairs.json"
+    ranking = rank_confusing_pairs(TIED, LABELS)
+    write_confusing_pairs(path, ranking, LABELS, source="valid", top_k=2)
+    assert [p["pair"] for p in read_confusing_pairs(path)] == [
+        ["a", "d"],
+        ["c", "d"],
+    ]
+    content = json.loads(path.read_text())
+    assert content["labels"] == LABELS and content["ranking"] == ranking
+    assert content["top_k"] == 2 and content["source"] == "valid"
+    # Pairs given by hand; top_k defaults to all of them.
+    write_confusing_pairs(path, [["d", "b"]], LABELS)
+    assert read_confusing_pairs(path, labels=LABELS) == [{"pair": ["d", "b"]}]
+    assert [p.name for p in tmp_path.iterdir()] == ["pairs.json"]
+
+
+def test_pair_file_validation_names_the_file(tmp_path):
+    path = tmp_path / "pairs.json"
+    with pytest.raises(ValueError, match="unknown scene 'z'"):
+        write_confusing_pairs(path, [["a", "z"]], LABELS)
+    assert not path.exists()
+    write_confusing_pairs(path, rank_confusing_pairs(TIED, LABELS), LABELS)
+    with pytest.raises(ValueError, match="pairs.json: unknown scene 'a'"):
+        read_confusing_pairs(path, labels=["x", "y", "c", "d"])
+    for content, message in [
+        ("{not json", "not valid JSON"),
+        ('{"labels": ["a", "b"]}', "no 'pairs' list"),
+        ('{"labels": ["a"], "pairs": [{"count": 2}]}', "pairs\\[0\\] has no"),
+        ('{"labels": ["a", "b"], "pairs": [{"pair": ["a", "a"]}]}', "two"),
+    ]:
+        path.write_text(content)
+        with pytest.raises(ValueError, match=message):
+            read_confusing_pairs(path)
+    with pytest.raises(FileNotFoundError, match="missing.json is missing"):
+        read_confusing_pairs(tmp_path / "missing.json")
+
+
+def test_parse_pairs_by_hand():
+    assert parse_pairs(" a , b ;c,d;", LABELS) == [["a", "b"], ["c", "d"]]
+    assert parse_pairs([["d", "a"], "b,c"], LABELS) == [["d", "a"], ["b", "c"]]
+    assert parse_pairs([{"pair": ["a", "b"], "count": 3}], LABELS) == [
+        ["a", "b"]
+    ]
+    for spec, message in [
+        ("a,a", "two different scenes"),
+        (["a", "b"], "two different scenes"),
+        ("a,b,c", "two different scenes"),
+        ("a,beach", "unknown scene 'beach'"),
+        ("a,b;b,a", "given twice"),
+        ("", "no pair"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_pairs(spec, LABELS)
