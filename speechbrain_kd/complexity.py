@@ -127,3 +127,127 @@ def describe_complexity(report):
         + "/".join(sizes)
         + f"), {report['macs'] / 1e6:.1f} M MACs per {report['seconds']:g} s"
     )
+
+
+# The settings of a phase that limit its model (null: no limit).
+LIMIT_SETTINGS = ("max_params", "max_macs")
+
+
+def check_limits(report, max_params=None, max_macs=None, what="the model"):
+    """Refuse a model over a parameter or MAC limit, naming both figures.
+
+    Arguments
+    ---------
+    report : dict
+        :func:`model_complexity` of the model.
+    max_params : int, optional
+        Most parameters allowed (DCASE 2024 task 1: 128,000 at int8).
+    max_macs : int, optional
+        Most multiply-accumulates for ``report["seconds"]`` of audio
+        (DCASE 2024 task 1: 30,000,000 per second).
+    what : str
+        How the error names the model.
+
+    Raises
+    ------
+    ValueError
+        ``max_params=128000: the student has 275,428 parameters, ...``;
+        also for a limit that is not a positive integer.
+
+    Example
+    -------
+    >>> report = {"parameters": 1500, "macs": 2_000_000, "seconds": 1.0}
+    >>> check_limits(report, max_params=2000, max_macs=3_000_000)
+    >>> check_limits(report, max_params=1000, what="the student")
+    Traceback (most recent call last):
+    ...
+    ValueError: max_params=1000: the student has 1,500 parameters, 500 over...
+    """
+    measured = {"max_params": report["parameters"], "max_macs": report["macs"]}
+    units = {
+        "max_params": "parameters",
+        "max_macs": f"MACs per {report['seconds']:g} s of audio",
+    }
+    limits = {"max_params": max_params, "max_macs": max_macs}
+    for name, limit in limits.items():
+        if limit is None:
+            continue
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(
+                f"{name}={limit!r}: give a positive whole number (or null "
+                "for no limit)"
+            )
+        if measured[name] > limit:
+            raise ValueError(
+                f"{name}={limit}: {what} has {measured[name]:,} "
+                f"{units[name]}, {measured[name] - limit:,} over the limit; "
+                "choose a smaller model (model_options, or another family "
+                "such as mobile_logmel_cnn) or raise the limit"
+            )
+
+
+def check_model_limits(settings, n_classes, what="the model"):
+    """Build the model a phase's settings name; refuse it over their limits.
+
+    Meant to run before anything is trained or written: the model is built
+    from its family (:func:`speechbrain_kd.models.build_family`) with the
+    phase's settings, measured by :func:`model_complexity` for one second
+    of audio at the phase's rate, and held to ``max_params`` and
+    ``max_macs``.
+
+    Arguments
+    ---------
+    settings : dict
+        A phase's plain settings: ``model``, ``model_options``,
+        ``n_channels``, ``sample_rate``, ``embedding_dim``, ``pooling``,
+        ``attention_heads`` and the limits (absent or ``None``: none).
+    n_classes : int
+        Scenes in the label set.
+    what : str
+        How the error names the model.
+
+    Returns
+    -------
+    dict or None
+        The complexity report; None when no limit is set.
+
+    Example
+    -------
+    >>> settings = {"model": "logmel_cnn", "n_channels": 1,
+    ...     "sample_rate": 8000, "embedding_dim": 8, "pooling": "avgmax",
+    ...     "attention_heads": 1, "max_params": 100,
+    ...     "model_options": {"n_mels": 16, "conv_channels": [4]}}
+    >>> check_model_limits(settings, 3, "the student")
+    Traceback (most recent call last):
+    ...
+    ValueError: max_params=100: the student has 146 parameters, 46 over ...
+    >>> check_model_limits(dict(settings, max_params=None), 3) is None
+    True
+    """
+    if all(settings.get(name) is None for name in LIMIT_SETTINGS):
+        return None
+    from speechbrain_kd.models.families import build_family
+
+    modules = build_family(
+        settings["model"],
+        settings.get("model_options"),
+        in_channels=settings["n_channels"],
+        n_classes=n_classes,
+        sample_rate=settings["sample_rate"],
+        embedding_dim=settings.get("embedding_dim"),
+        pooling=settings.get("pooling"),
+        attention_heads=settings.get("attention_heads"),
+    )
+    report = model_complexity(
+        modules["embedding_model"],
+        modules["classifier"],
+        settings["sample_rate"],
+        settings["n_channels"],
+    )
+    check_limits(
+        report,
+        settings.get("max_params"),
+        settings.get("max_macs"),
+        what=what,
+    )
+    return report

@@ -45,12 +45,18 @@ from pathlib import Path
 
 import yaml
 
-from speechbrain_kd.complexity import COMPLEXITY_FILE, describe_complexity
+from speechbrain_kd.complexity import (
+    COMPLEXITY_FILE,
+    LIMIT_SETTINGS,
+    check_model_limits,
+    describe_complexity,
+)
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.hparams_preview import (
     SettingError,
     check_settings,
+    preview_hparams,
     unknown_key_message,
     yaml_keys,
 )
@@ -380,8 +386,45 @@ class Pipeline:
         )
         return folder
 
+    def check_student_limits(self):
+        """Refuse a student over ``--max_params``/``--max_macs`` at once.
+
+        The distill phase checks too, but only after the teachers have
+        trained; this builds the student from its settings first.
+        """
+        overrides = self.phase_overrides("distill.yaml", "distill")
+        if all(overrides.get(name) is None for name in LIMIT_SETTINGS):
+            return
+        from dcase2019_prepare import training_scenes
+
+        settings = preview_hparams(
+            HPARAMS / "distill.yaml",
+            dict(
+                overrides,
+                output_folder=str(self.output / "student"),
+                teacher_folders=[],
+                init_from=None,
+            ),
+        )
+        n_classes = settings.get("n_classes")
+        if n_classes is None:
+            scenes = training_scenes(self.data_folder)
+            if scenes is None:
+                return  # data preparation names the missing fold file
+            n_classes = len(scenes)
+        try:
+            report = check_model_limits(settings, n_classes, "the student")
+        except ValueError as error:
+            raise SystemExit(f"[pipeline] --{error}") from None
+        print(
+            f"[pipeline] student within the limits: "
+            f"{describe_complexity(report)}",
+            flush=True,
+        )
+
     def run(self):
         """All phases, the summary table and ``summary.json``."""
+        self.check_student_limits()
         out = self.output
         baseline = self.run_phase(
             "baseline",

@@ -20,6 +20,7 @@ one specialist per pair of ``confusing_pairs_file`` in one command.
 
 import csv
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
 from speechbrain_kd.complexity import (
     COMPLEXITY_FILE,
+    LIMIT_SETTINGS,
+    check_model_limits,
     describe_complexity,
     model_complexity,
 )
@@ -221,6 +224,14 @@ def phase_settings(hparams_file, overrides):
     """The phase's plain settings, checked before anything is written."""
     try:
         settings = preview_hparams(hparams_file, overrides)
+    except ValueError as error:
+        missing = re.match(r"'(\w+)' is a !PLACEHOLDER", str(error))
+        if missing is None:
+            raise
+        raise SettingError(
+            f"--{missing.group(1)} is required by {hparams_file}: give it "
+            "on the command line (see the comment above it in the file)"
+        ) from None
     except KeyError as error:
         known = yaml_keys(hparams_file)
         key = next((k for k in overrides if k not in known), None)
@@ -242,6 +253,7 @@ def phase_settings(hparams_file, overrides):
                 f"{settings['data_folder']}/evaluation_setup/fold1_train.csv"
                 f" ({sorted(scenes)})"
             )
+    check_phase_limits(settings)  # a student too big: before its teachers
     folders = [("init_from", settings.get("init_from"))] + [
         ("teacher_folders", folder)
         for folder in settings.get("teacher_folders") or []
@@ -253,6 +265,23 @@ def phase_settings(hparams_file, overrides):
                 f"training phase (no save/{MODEL_SPEC_FILE})"
             )
     return settings
+
+
+def check_phase_limits(settings):
+    """Refuse a model over ``max_params`` / ``max_macs`` before training."""
+    if all(settings.get(name) is None for name in LIMIT_SETTINGS):
+        return
+    n_classes = settings.get("n_classes")
+    if n_classes is None:
+        scenes = training_scenes(settings["data_folder"])
+        if scenes is None:
+            return  # data preparation names the missing fold file
+        n_classes = len(scenes)
+    what = "the student" if settings.get("phase") == "distill" else "the model"
+    try:
+        check_model_limits(settings, n_classes, what=what)
+    except ValueError as error:
+        raise SettingError(f"--{error}") from None
 
 
 def run_phase(hparams_file, run_opts, overrides):

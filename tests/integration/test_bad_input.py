@@ -64,6 +64,39 @@ def phase(yaml, data, out, *extra):
             ["--init_from=/nowhere/baseline", "--target_pair=[park, mall]"],
             "--target_pair: ['mall'] not among the scenes of ",
         ),
+        (
+            "distill.yaml",
+            ["--init_from=null"],
+            "--teacher_folders is required by ",
+        ),
+        (
+            "distill.yaml",
+            [
+                "--teacher_folders=[/nowhere/baseline]",
+                "--init_from=null",
+                "--max_params=128000",
+            ],
+            "--max_params=128000: the student has 636,736 parameters, "
+            "508,736 over the limit",
+        ),
+        (
+            "distill.yaml",
+            [
+                "--teacher_folders=[/nowhere/baseline]",
+                "--init_from=null",
+                "--max_macs=30000000",
+            ],
+            "--max_macs=30000000: the student has 356,",
+        ),
+        (
+            "distill.yaml",
+            [
+                "--teacher_folders=[/nowhere/baseline]",
+                "--init_from=null",
+                "--max_params=-5",
+            ],
+            "--max_params=-5: give a positive whole number",
+        ),
     ],
 )
 def test_bad_setting_is_one_line_and_writes_nothing(
@@ -87,6 +120,20 @@ def test_pipeline_refuses_a_bad_value_before_any_phase(tiny_demo, tmp_path):
     assert "number_of_epochs=0 must be an integer, at least 1" in (
         result.stderr
     )
+    assert not (out / "baseline").exists()
+
+
+def test_pipeline_refuses_a_student_over_the_limit_before_training(
+    tiny_demo, tmp_path
+):
+    out = tmp_path / "out"
+    result = run_script(
+        pipeline_args(tiny_demo, out, "--max_params=20000"), check=False
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--max_params=20000: the student has 28," in last
+    assert "Traceback" not in result.stderr
     assert not (out / "baseline").exists()
 
 
