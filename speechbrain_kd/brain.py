@@ -44,7 +44,7 @@ from speechbrain_kd.dataio import loader_options
 from speechbrain_kd.files import write_json_atomic, write_text_atomic
 from speechbrain_kd.labels import encoder_labels
 from speechbrain_kd.losses import mixup
-from speechbrain_kd.metrics import classification_report
+from speechbrain_kd.metrics import classification_report, grouped_accuracy
 from speechbrain_kd.pairs import pair_errors
 from speechbrain_kd.plots import plot_confusion_matrix
 
@@ -392,9 +392,27 @@ class SceneClassificationBrain(sb.Brain):
         """
         self.split_name = split_name
         self.last_results = None  # written on the main process only
+        self._clip_groups = self._groups_of(dataset)
         kwargs.setdefault("max_key", self.best_key)
-        self.evaluate(dataset, **kwargs)
+        try:
+            self.evaluate(dataset, **kwargs)
+        finally:
+            self._clip_groups = {}
         return self.last_results
+
+    def _groups_of(self, dataset):
+        """``{column: {clip ID: value}}`` for ``hparams.accuracy_by``.
+
+        Columns of the manifest (``device``, ``city``) that every clip has;
+        a dataset without manifest rows (a bare DataLoader) has none.
+        """
+        columns = getattr(self.hparams, "accuracy_by", None) or []
+        rows = getattr(dataset, "data", None) or {}
+        return {
+            column: {clip: row[column] for clip, row in rows.items()}
+            for column in columns
+            if rows and all(column in row for row in rows.values())
+        }
 
     def _report(self):
         labels = encoder_labels(self.hparams.label_encoder)
@@ -419,6 +437,13 @@ class SceneClassificationBrain(sb.Brain):
                 if t in in_pairs
             ]
             report["pair_accuracy"] = sum(hits) / max(len(hits), 1)
+        groups = getattr(self, "_clip_groups", None) or {}
+        for column, of_clip in groups.items():
+            report.setdefault("accuracy_by", {})[column] = grouped_accuracy(
+                targets.tolist(),
+                predictions.tolist(),
+                [of_clip[clip] for clip in self._records["ids"]],
+            )
         self._log_probs, self._targets = log_probs, targets
         return report
 

@@ -6,7 +6,12 @@ code (data prep, training, export):
 
     python -m speechbrain_kd.demo_data OUT_DIR [--clips_per_scene 80]
         [--seconds 3] [--sample_rate 16000] [--channels 2] [--seed 0]
-        [--scenes SCENE ...]
+        [--scenes SCENE ...] [--layout tau2019|tau2022]
+
+``--layout tau2022`` (with ``--seconds 1 --channels 1``) writes the TAU
+2022 Mobile layout instead: several recording devices, device names in
+the file names and ``meta.csv``, and the DCASE 2024 task 1 training
+subsets in ``split_setup/``.
 
 Supported: sample rates of 8000 to 48000 Hz (any integer, 44100 and 22050
 included), clips of 1 to 10 s (fractions allowed; the length is turned
@@ -59,6 +64,13 @@ SCENES = [
 ]
 CITIES = ["barcelona", "helsinki", "lisbon", "prague"]
 INFO_FILE = "demo_info.json"
+LAYOUTS = ("tau2019", "tau2022")
+# TAU 2022 Mobile: devices a, b, c (real) and s1-s6 (simulated); s4-s6
+# record only test clips, so the test split has devices unseen in training.
+TRAIN_DEVICES = ["a", "b", "c", "s1", "s2", "s3"]
+TEST_ONLY_DEVICES = ["s4", "s5", "s6"]
+# The DCASE 2024 task 1 subsets (percent of the train split), nested.
+TRAIN_SUBSETS = (5, 10, 25, 50, 100)
 FORMAT_VERSION = 1
 
 # The supported options (inclusive ranges).
@@ -379,6 +391,7 @@ def check_options(
     channels=2,
     seed=0,
     scenes=None,
+    layout="tau2019",
 ):
     """Check the options of :func:`generate_demo_dataset`; normalise them.
 
@@ -396,6 +409,9 @@ def check_options(
         Non-negative.
     scenes : list of str, optional
         A subset of :data:`SCENES` (kept in that order); default all.
+    layout : str
+        ``tau2019`` (one device) or ``tau2022`` (see
+        :func:`generate_demo_dataset`).
 
     Returns
     -------
@@ -442,6 +458,10 @@ def check_options(
         if set(chosen) != set(SCENES):
             # Only a subset is recorded, so full sets keep their info file.
             options["scenes"] = [s for s in SCENES if s in chosen]
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout={layout!r}: allowed: one of {LAYOUTS}")
+    if layout != "tau2019":  # recorded only when not the default
+        options["layout"] = layout
     return options
 
 
@@ -463,6 +483,7 @@ def generate_demo_dataset(
     channels=2,
     seed=0,
     scenes=None,
+    layout="tau2019",
 ):
     """Write the demo dataset to ``out_dir`` (or reuse an identical one).
 
@@ -487,6 +508,15 @@ def generate_demo_dataset(
     scenes : list of str, optional
         Only these of :data:`SCENES` (a smaller set for quick checks);
         default all.
+    layout : str
+        ``tau2019``: one device (``a``), ``scene-city-location-segment-
+        a.wav``. ``tau2022``: the TAU Urban Acoustic Scenes 2022 Mobile
+        layout: every clip recorded by one of the devices
+        :data:`TRAIN_DEVICES` (half by ``a``), each with its own frequency
+        response, test clips also by :data:`TEST_ONLY_DEVICES`; names
+        ``scene-city-location-segment-0-device.wav``; and the DCASE 2024
+        task 1 subsets ``split_setup/split{5,10,25,50,100}.csv`` (nested,
+        every scene in each). Use it with ``seconds=1.0, channels=1``.
 
     Returns
     -------
@@ -518,7 +548,7 @@ def generate_demo_dataset(
     """
     out_dir = Path(out_dir)
     options = check_options(
-        clips_per_scene, seconds, sample_rate, channels, seed, scenes
+        clips_per_scene, seconds, sample_rate, channels, seed, scenes, layout
     )
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
@@ -555,6 +585,14 @@ def _write(folder, options):
         }
         for city in CITIES
     }
+    mobile = options.get("layout") == "tau2022"
+    # Devices come from a generator of their own, so that a TAU 2019 set
+    # keeps the bytes it always had.
+    device_rng = np.random.default_rng([options["seed"], 2022])
+    responses = {
+        device: _device_response(device_rng, rate)
+        for device in TRAIN_DEVICES + TEST_ONLY_DEVICES
+    }
     meta, train, evaluate = [], [], []
     next_location = dict.fromkeys(CITIES, 0)
     for scene in scenes:
@@ -578,14 +616,17 @@ def _write(folder, options):
             )
             segment = segments[(city, location)]
             segments[(city, location)] += 1
-            name = f"audio/{scene}-{city}-{location}-{segment}-a.wav"
+            testing = (city, location) in evaluate_locations
+            device, stem = "a", f"{scene}-{city}-{location}-{segment}"
+            if mobile:
+                device = _pick_device(device_rng, testing)
+                clip = _record_with(clip, responses[device])
+                stem += "-0"
+            name = f"audio/{stem}-{device}.wav"
             soundfile.write(folder / name, clip, rate, subtype="PCM_16")
             identifier = f"{city}-{location}"
-            meta.append(f"{name}\t{scene}\t{identifier}\ta")
-            split = (
-                evaluate if (city, location) in evaluate_locations else train
-            )
-            split.append(f"{name}\t{scene}")
+            meta.append(f"{name}\t{scene}\t{identifier}\t{device}")
+            (evaluate if testing else train).append(f"{name}\t{scene}")
     _write_lines(
         folder / "meta.csv",
         "filename\tscene_label\tidentifier\tsource_label",
@@ -601,13 +642,72 @@ def _write(folder, options):
         "filename",
         [line.split("\t")[0] for line in evaluate],
     )
+    if mobile:
+        _write_subsets(folder / "split_setup", train, device_rng)
     info = {
-        "description": "speechbrain-kd synthetic demo set, TAU 2019 layout",
+        "description": "speechbrain-kd synthetic demo set, "
+        + ("TAU 2022 Mobile layout" if mobile else "TAU 2019 layout"),
         "options": options,
         "scenes": scenes,
         "clips": len(meta),
     }
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
+
+
+def _device_response(rng, rate):
+    """A device's gain per frequency bin: a smooth random EQ and band edges.
+
+    ``[rate // 2 + 1]`` gains on a 1-Hz grid, looked up per clip.
+    """
+    freqs = np.arange(rate // 2 + 1, dtype=np.float64)
+    octaves = np.log2(np.maximum(freqs, 1.0) / 1000.0)
+    gain_db = rng.uniform(-2.0, 2.0) * octaves  # a tilt
+    for _ in range(3):  # resonances and dips
+        centre = np.log2(rng.uniform(200, 0.4 * rate) / 1000.0)
+        gain_db += rng.uniform(-6, 6) * np.exp(-((octaves - centre) ** 2) * 4)
+    low, high = rng.uniform(60, 250), rng.uniform(0.3, 0.48) * rate
+    edges = 1 / (1 + (low / np.maximum(freqs, 1.0)) ** 4)
+    edges /= 1 + (freqs / high) ** 8
+    return 10 ** (gain_db / 20) * edges
+
+
+def _pick_device(rng, testing):
+    """Half the training clips by device ``a``; test clips by any device."""
+    if testing:
+        return str(rng.choice(TRAIN_DEVICES + TEST_ONLY_DEVICES))
+    if rng.random() < 0.5:
+        return "a"
+    return str(rng.choice(TRAIN_DEVICES[1:]))
+
+
+def _record_with(clip, response):
+    """``clip`` as the device with ``response`` would record it."""
+    n = clip.shape[0]
+    spectrum = np.fft.rfft(clip.astype(np.float64), axis=0)
+    bins = np.fft.rfftfreq(n, 1.0 / (2 * (len(response) - 1)))
+    gains = np.interp(bins, np.arange(len(response)), response)
+    out = np.fft.irfft(spectrum * gains[:, None], n, axis=0)
+    peak = np.abs(clip).max() / (np.abs(out).max() + 1e-9)
+    return (out * peak).astype(np.float32)
+
+
+def _write_subsets(folder, train, rng):
+    """Nested subsets of the train lines, each scene in each (DCASE 2024)."""
+    folder.mkdir()
+    by_scene = {}
+    for line in train:
+        by_scene.setdefault(line.split("\t")[1], []).append(line)
+    order = {
+        scene: rng.permutation(len(lines)) for scene, lines in by_scene.items()
+    }
+    for percent in TRAIN_SUBSETS:
+        chosen = []
+        for scene, lines in by_scene.items():
+            keep = max(1, math.ceil(len(lines) * percent / 100))
+            chosen += [lines[i] for i in sorted(order[scene][:keep])]
+        _write_lines(
+            folder / f"split{percent}.csv", "filename\tscene_label", chosen
+        )
 
 
 def _write_lines(path, header, lines):
@@ -656,6 +756,12 @@ def main(argv=None):
     parser.add_argument(
         "--scenes", nargs="+", choices=SCENES, default=None, metavar="SCENE"
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="tau2019",
+        help="tau2022: several devices and the DCASE 2024 subset files",
+    )
     args = parser.parse_args(argv)
     options = (
         args.clips_per_scene,
@@ -664,6 +770,7 @@ def main(argv=None):
         args.channels,
         args.seed,
         args.scenes,
+        args.layout,
     )
     try:
         check_options(*options)

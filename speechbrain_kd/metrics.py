@@ -165,3 +165,41 @@ def classification_report(targets, predictions, labels):
         "labels": labels,
         "n_clips": n_clips,
     }
+
+
+def grouped_accuracy(targets, predictions, groups):
+    """Accuracy within each group of clips (per device, per city, ...).
+
+    Arguments
+    ---------
+    targets, predictions : sequence of int
+    groups : sequence of str
+        The group of each clip, e.g. its recording device.
+
+    Returns
+    -------
+    dict
+        ``{group: {"accuracy": float, "n_clips": int}}``, groups sorted.
+
+    Example
+    -------
+    >>> grouped_accuracy([0, 1, 1, 0], [0, 1, 0, 1], ["a", "a", "s1", "b"])
+    {'a': {'accuracy': 1.0, 'n_clips': 2}, 'b': {'accuracy': 0.0, \
+'n_clips': 1}, 's1': {'accuracy': 0.0, 'n_clips': 1}}
+    """
+    targets, predictions = list(targets), list(predictions)
+    groups = [str(group) for group in groups]
+    if not len(targets) == len(predictions) == len(groups):
+        raise ValueError(
+            f"{len(targets)} targets, {len(predictions)} predictions and "
+            f"{len(groups)} groups: one of each per clip"
+        )
+    hits = {}
+    for target, prediction, group in zip(
+        targets, predictions, groups, strict=True
+    ):
+        hits.setdefault(group, []).append(int(target == prediction))
+    return {
+        group: {"accuracy": sum(h) / len(h), "n_clips": len(h)}
+        for group, h in sorted(hits.items())
+    }

@@ -51,6 +51,8 @@ OPTIONS_FILE = "prepare_opts.json"
 # manifests of an older version are redone rather than reused.
 FORMAT_VERSION = 2
 SPLITS = ("train", "valid", "test")
+# The DCASE 2024 task 1 data-efficiency subsets, percent of the train split.
+TRAIN_SUBSETS = (5, 10, 25, 50, 100)
 
 
 def prepare_dcase2019(
@@ -62,6 +64,8 @@ def prepare_dcase2019(
     sample_rate=None,
     channels=None,
     min_duration=None,
+    train_subset=None,
+    split_setup_folder=None,
 ):
     """Write ``train.csv``, ``valid.csv`` and ``test.csv`` to ``save_folder``.
 
@@ -84,6 +88,14 @@ def prepare_dcase2019(
         When given, files with another rate or channel count are bad.
     min_duration : float, optional
         Files shorter than this (seconds) are bad.
+    train_subset : int, optional
+        5, 10, 25, 50 or 100: train (and validate) on the DCASE 2024 task 1
+        data-efficiency subset of that percentage, the clips that
+        ``split<N>.csv`` lists (the challenge's split files, tab-separated
+        with a ``filename`` column); the test split stays whole. None: the
+        whole train fold.
+    split_setup_folder : str or pathlib.Path, optional
+        Where ``split<N>.csv`` is; default ``<data_folder>/split_setup``.
 
     Returns
     -------
@@ -97,14 +109,20 @@ def prepare_dcase2019(
     >>> data = generate_demo_dataset(tmp + "/data", 8, 1.0, 8000)
     >>> prepare_dcase2019(data, tmp + "/manifests", valid_ratio=0.2)
     {'train': 50, 'valid': 10, 'test': 20, 'skipped': 0}
+    >>> prepare_dcase2019(data, tmp + "/subset", train_subset=25)
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: train_subset=25 needs .../split_setup/split25.csv...
     """
     data_folder = Path(data_folder)
     save_folder = Path(save_folder)
     if not 0 <= valid_ratio < 1:
         raise ValueError(f"valid_ratio must be in [0, 1), got {valid_ratio}")
+    subset_file = _subset_file(data_folder, train_subset, split_setup_folder)
     options = {
         "format_version": FORMAT_VERSION,
         "data_folder": str(data_folder.absolute()),
+        "train_subset": train_subset,
         "valid_ratio": valid_ratio,
         "seed": seed,
         "skip_bad_files": skip_bad_files,
@@ -118,7 +136,10 @@ def prepare_dcase2019(
         "test": data_folder / "evaluation_setup" / "fold1_evaluate.csv",
     }
     _check_layout(data_folder, meta_file, fold_files)
-    options["fingerprint"] = _fingerprint([meta_file, *fold_files.values()])
+    fingerprinted = [meta_file, *fold_files.values()]
+    options["fingerprint"] = _fingerprint(
+        fingerprinted + ([subset_file] if subset_file else [])
+    )
     previous = _read_options(save_folder)
     if (
         previous
@@ -129,6 +150,7 @@ def prepare_dcase2019(
         return previous["counts"]
 
     meta = _read_meta(meta_file)
+    subset = _read_subset(subset_file) if subset_file else None
     rows, bad, seen = {}, [], {}
     for split, fold_file in fold_files.items():
         rows[split] = []
@@ -141,9 +163,22 @@ def prepare_dcase2019(
                     f"{where}: {name} is listed again (first at {seen[name]})"
                 )
             seen[name] = where
+            if split == "train" and subset is not None and name not in subset:
+                continue
             rows[split].append(
                 _manifest_row(data_folder, meta, where, entry, bad, options)
             )
+    if subset is not None:
+        train_names = {
+            entry["filename"]
+            for _, entry in _read_tsv(fold_files["train"], ["filename"])
+        }
+        for name, where in subset.items():
+            if name not in train_names:
+                raise ValueError(
+                    f"{where}: {name} is not in {fold_files['train']} (a "
+                    "training subset lists clips of the train fold only)"
+                )
     if bad and not skip_bad_files:
         raise ValueError(
             f"{len(bad)} bad audio file(s) in {data_folder}:\n  "
@@ -181,6 +216,43 @@ def prepare_dcase2019(
     )
     logger.info("prepared %s in %s", counts, save_folder)
     return counts
+
+
+def _subset_file(data_folder, train_subset, split_setup_folder):
+    """``split<N>.csv`` of the DCASE 2024 subsets, checked; or None."""
+    if train_subset is None:
+        return None
+    if isinstance(train_subset, bool) or train_subset not in TRAIN_SUBSETS:
+        raise ValueError(
+            f"train_subset={train_subset!r}: give one of "
+            f"{', '.join(map(str, TRAIN_SUBSETS))} (percent of the train "
+            "split, DCASE 2024 task 1) or null for all of it"
+        )
+    folder = Path(split_setup_folder or Path(data_folder) / "split_setup")
+    path = folder / f"split{train_subset}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"train_subset={train_subset} needs {path}: put the DCASE 2024 "
+            "task 1 split files (split5.csv ... split100.csv, from the "
+            "challenge's baseline release) there, or set split_setup_folder"
+        )
+    return path
+
+
+def _read_subset(path):
+    """``{filename: "file, line N"}`` of a subset file."""
+    names = {}
+    for line, entry in _read_tsv(path, ["filename"]):
+        where = f"{path}, line {line}"
+        if entry["filename"] in names:
+            raise ValueError(
+                f"{where}: {entry['filename']} is listed again (first at "
+                f"{names[entry['filename']]})"
+            )
+        names[entry["filename"]] = where
+    if not names:
+        raise ValueError(f"{path} lists no clip")
+    return names
 
 
 def _warn_odd_formats(rows):

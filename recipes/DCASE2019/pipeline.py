@@ -600,13 +600,16 @@ def phase_entry(results, folder):
     """The part of a phase's results that the summary keeps.
 
     The test accuracy and confusion matrix, and the model's size and cost
-    (``complexity.json``, written by every phase of ``train.py``).
+    (``complexity.json``, written by every phase of ``train.py``), and the
+    accuracy per device and city where the results have it.
     """
     entry = {
         "accuracy": results["accuracy"],
         "output_folder": str(folder),
         "confusion_matrix": results["confusion_matrix"],
     }
+    if "accuracy_by" in results:  # per device, per city
+        entry["accuracy_by"] = results["accuracy_by"]
     complexity = Path(folder) / COMPLEXITY_FILE
     if complexity.is_file():
         entry["complexity"] = json.loads(complexity.read_text())
@@ -775,6 +778,17 @@ def print_table(summary):
         print(f"{name:<40} {100 * spec['accuracy']:>13.2f}% {errors:>12}")
     print(f"{'ensemble':<40} {100 * summary['ensemble']['accuracy']:>13.2f}%")
     print(f"{'student':<40} {100 * summary['student']['accuracy']:>13.2f}%")
+    devices = summary["baseline"].get("accuracy_by", {}).get("device", {})
+    if len(devices) > 1:  # TAU 2020/2022 Mobile: one column per device
+        print("\ntest accuracy per device (%):")
+        print(f"  {'':<10} " + " ".join(f"{d:>5}" for d in devices))
+        for name in ("baseline", "ensemble", "student"):
+            by = summary[name].get("accuracy_by", {}).get("device", {})
+            cells = (
+                f"{100 * by[d]['accuracy']:>5.1f}" if d in by else f"{'':>5}"
+                for d in devices
+            )
+            print(f"  {name:<10} " + " ".join(cells))
     print("\nsize and cost (MACs for 1 s of audio):")
     for name in ("baseline", "ensemble", "student"):
         if "complexity" in summary[name]:

@@ -213,6 +213,8 @@ def prepare_data(settings):
             "valid_ratio": settings["valid_ratio"],
             "seed": settings["seed"],
             "skip_bad_files": settings["skip_bad_files"],
+            "train_subset": settings["train_subset"],
+            "split_setup_folder": settings["split_setup_folder"],
         },
     )
     train_csv = Path(settings["prepare_folder"]) / "train.csv"

@@ -251,3 +251,65 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert "8000 to 48000" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tau2022_layout_devices_names_and_nested_subsets(tmp_path):
+    options = {"clips_per_scene": 24, "seconds": 1.0, "sample_rate": 8000}
+    mobile = generate_demo_dataset(
+        tmp_path / "m", channels=1, layout="tau2022", **options
+    )
+    meta = rows(mobile / "meta.csv")[1:]
+    train = {
+        r[0] for r in rows(mobile / "evaluation_setup/fold1_train.csv")[1:]
+    }
+    test = {
+        r[0] for r in rows(mobile / "evaluation_setup/fold1_evaluate.csv")[1:]
+    }
+    for name, scene, identifier, device in meta:
+        city, location = identifier.split("-")
+        # TAU 2022: scene-city-location-segment-subsegment-device.wav
+        assert name.startswith(f"audio/{scene}-{city}-{location}-")
+        assert name.endswith(f"-0-{device}.wav")
+    devices = {r[0]: r[3] for r in meta}
+    train_devices = {devices[n] for n in train}
+    test_devices = {devices[n] for n in test}
+    assert train_devices == set(demo_data.TRAIN_DEVICES)
+    assert set(demo_data.TEST_ONLY_DEVICES) <= test_devices
+    assert sum(devices[n] == "a" for n in train) > len(train) / 3
+    # Each device has its own frequency response: the same clip (the
+    # scenes are drawn as in the TAU 2019 layout) filtered per device.
+    plain = generate_demo_dataset(tmp_path / "p", channels=1, **options)
+    ratios = {}
+    for name, _, _, device in meta:
+        same = name.rsplit("-", 2)[0] + "-a.wav"
+        bands = [
+            np.array_split(np.abs(np.fft.rfft(a)) ** 2, 8)
+            for a in (
+                soundfile.read(f)[0] for f in (mobile / name, plain / same)
+            )
+        ]
+        db = [
+            10 * np.log10(x.sum() / y.sum())
+            for x, y in zip(*bands, strict=True)
+        ]
+        ratios.setdefault(device, []).append(np.array(db) - np.mean(db))
+    response = {d: np.median(r, axis=0) for d, r in ratios.items()}
+    assert np.abs(response["a"] - response["b"]).max() > 3  # dB
+    assert np.abs(response["s1"] - response["s4"]).max() > 3
+    # Subsets: nested, of the train split only, every scene in each.
+    previous = set()
+    for percent in demo_data.TRAIN_SUBSETS:
+        listed = rows(mobile / f"split_setup/split{percent}.csv")
+        assert listed[0] == ["filename", "scene_label"]
+        names = {r[0] for r in listed[1:]}
+        assert previous <= names <= train
+        assert {r[1] for r in listed[1:]} == set(SCENES)
+        assert len(names) >= percent / 100 * len(train)
+        previous = names
+    assert previous == train
+    # The TAU 2019 layout is untouched by the device generator.
+    again = generate_demo_dataset(tmp_path / "q", channels=1, **options)
+    assert all_files(plain) == all_files(again)
+    assert not (plain / "split_setup").exists()
+    with pytest.raises(ValueError, match="layout='tau2023'"):
+        check_options(layout="tau2023")

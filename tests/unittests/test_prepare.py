@@ -302,3 +302,73 @@ def test_files_of_another_format_are_named_in_a_warning(tmp_path, caplog):
     assert f"{odd} (16000 Hz)" in caplog.text
     assert f"{odd} (1 channel(s))" in caplog.text
     assert "differ from the 48000 Hz of the others" in caplog.text
+
+
+def read_names(path):
+    with open(path, newline="") as f:
+        return [row["wav"] for row in csv.DictReader(f)]
+
+
+def test_train_subset_keeps_only_the_listed_clips(tmp_path):
+    data = make_layout(tmp_path / "d", "2022")
+    train = (data / "evaluation_setup" / "fold1_train.csv").read_text()
+    names = [line.split("\t")[0] for line in train.splitlines()[1:]]
+    listed = names[::3]
+    (data / "split_setup").mkdir()
+    write_tsv(
+        data / "split_setup" / "split25.csv",
+        ["filename", "scene_label"],
+        [[n, n.split("/")[1].split("-")[0]] for n in listed],
+    )
+    counts = prepare_dcase2019(data, tmp_path / "m", valid_ratio=0.3)
+    subset = prepare_dcase2019(
+        data, tmp_path / "s", valid_ratio=0.3, train_subset=25
+    )
+    assert subset["train"] + subset["valid"] == len(listed)
+    assert subset["test"] == counts["test"]  # the test split stays whole
+    kept = read_names(tmp_path / "s" / "train.csv")
+    kept += read_names(tmp_path / "s" / "valid.csv")
+    assert sorted(kept) == sorted(str((data / n).absolute()) for n in listed)
+
+
+def test_train_subset_errors_name_the_setting_file_and_line(tmp_path):
+    data = make_layout(tmp_path / "d", "2022")
+    with pytest.raises(ValueError, match="train_subset=30: give one of 5, "):
+        prepare_dcase2019(data, tmp_path / "m", train_subset=30)
+    with pytest.raises(FileNotFoundError, match="split_setup/split10.csv"):
+        prepare_dcase2019(data, tmp_path / "m", train_subset=10)
+    (data / "split_setup").mkdir()
+    test_clip = "audio/airport-lyon-0-0-0-a.wav"  # location 0 is test
+    write_tsv(
+        data / "split_setup" / "split10.csv",
+        ["filename", "scene_label"],
+        [["audio/bus-lyon-1-0-0-a.wav", "bus"], [test_clip, "airport"]],
+    )
+    with pytest.raises(
+        ValueError, match=r"split10.csv, line 3: audio/airport-lyon-0-0-0-a"
+    ):
+        prepare_dcase2019(data, tmp_path / "m", train_subset=10)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    write_tsv(
+        other / "split10.csv",
+        ["filename", "scene_label"],
+        [["audio/bus-lyon-1-0-0-a.wav", "bus"]] * 2,
+    )
+    with pytest.raises(ValueError, match="line 3: .* is listed again"):
+        prepare_dcase2019(
+            data, tmp_path / "m", train_subset=10, split_setup_folder=other
+        )
+
+
+def test_changed_subset_file_is_not_mistaken_for_prepared(tmp_path):
+    data = make_layout(tmp_path / "d", "2022")
+    (data / "split_setup").mkdir()
+    subset = data / "split_setup" / "split50.csv"
+    one = [["audio/bus-lyon-1-0-0-a.wav", "bus"]]
+    write_tsv(subset, ["filename", "scene_label"], one)
+    first = prepare_dcase2019(data, tmp_path / "m", 0.0, train_subset=50)
+    two = one + [["audio/bus-lyon-2-0-0-a.wav", "bus"]]
+    write_tsv(subset, ["filename", "scene_label"], two)
+    second = prepare_dcase2019(data, tmp_path / "m", 0.0, train_subset=50)
+    assert (first["train"], second["train"]) == (1, 2)
