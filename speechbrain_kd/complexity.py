@@ -10,8 +10,15 @@ convolutions and matrix products), so that every phase, the pipeline's
 summary and the model card give the same figures.
 """
 
+import logging
+from pathlib import Path
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from speechbrain_kd.files import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 # Bytes per parameter at the precisions a deployed model is stored in.
 BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -250,4 +257,44 @@ def check_model_limits(settings, n_classes, what="the model"):
         settings.get("max_macs"),
         what=what,
     )
+    return report
+
+
+def write_complexity(modules, sample_rate, n_channels, output_folder):
+    """Log a phase's size and cost; write ``<output>/complexity.json``.
+
+    Arguments
+    ---------
+    modules : dict
+        With ``embedding_model`` and ``classifier`` (an ensemble's: all
+        its teachers, since every teacher runs).
+    sample_rate : int
+    n_channels : int
+    output_folder : str or pathlib.Path
+
+    Returns
+    -------
+    dict
+        The :func:`model_complexity` report that was written.
+
+    Example
+    -------
+    >>> import json
+    >>> from speechbrain_kd.models import LogMelCNN, SceneClassifier
+    >>> modules = {"embedding_model": LogMelCNN(sample_rate=8000, n_mels=16,
+    ...     conv_channels=[4], embedding_dim=8),
+    ...     "classifier": SceneClassifier(8, 3)}
+    >>> folder = getfixture("tmpdir")
+    >>> report = write_complexity(modules, 8000, 2, folder)
+    >>> json.load(open(folder + "/complexity.json")) == report
+    True
+    """
+    report = model_complexity(
+        modules["embedding_model"],
+        modules["classifier"],
+        sample_rate,
+        n_channels,
+    )
+    logger.info("Model: %s", describe_complexity(report))
+    write_json_atomic(Path(output_folder) / COMPLEXITY_FILE, report)
     return report

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import logging
 import os
 import zlib
 from pathlib import Path
@@ -14,6 +15,8 @@ import torchaudio
 from speechbrain.utils.data_pipeline import provides, takes
 
 from speechbrain_kd.files import replacing, write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 
 def adapt_channels(wav, channels):
@@ -319,6 +322,45 @@ def crop(wav, n_samples, start=None, generator=None):
         return torch.cat([wav] * repeats)[:n_samples]
     start = crop_start(length, n_samples, start, generator)
     return wav[start : start + n_samples]
+
+
+def fitting_crop(crop_seconds, durations):
+    """The training crop, shortened to the shortest clip when needed.
+
+    A crop longer than a clip would be padded with silence, which no test
+    clip has; it is cut to the shortest clip with a warning instead.
+
+    Arguments
+    ---------
+    crop_seconds : float or None
+        None: no crop (whole clips).
+    durations : iterable of float
+        The training clips' lengths in seconds.
+
+    Returns
+    -------
+    float or None
+
+    Example
+    -------
+    >>> fitting_crop(2.0, [3.0, 5.0]), fitting_crop(None, [1.0])
+    (2.0, None)
+    >>> fitting_crop(4.0, [3.0, 5.0])  # and a warning naming both
+    3.0
+    """
+    if crop_seconds is None:
+        return None
+    shortest = min(float(d) for d in durations)
+    if crop_seconds > shortest:
+        logger.warning(
+            "crop_seconds=%s is longer than the shortest training clip "
+            "(%.2f s): cropping to %.2f s",
+            crop_seconds,
+            shortest,
+            shortest,
+        )
+        return shortest
+    return crop_seconds
 
 
 class ClipDraws:

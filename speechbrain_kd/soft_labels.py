@@ -726,3 +726,44 @@ def _batch_device(batch):
         if value is not None:
             return value.data.device
     return torch.device("cpu")
+
+
+def teacher_soft_labels(mode, teacher_folders, labels, device, **cache_kwargs):
+    """The soft labels of a student: its teachers, online or cached.
+
+    Loads the trained phases in ``teacher_folders`` as one frozen
+    :class:`~speechbrain_kd.teachers.TeacherEnsemble` (refusing teachers of
+    another label order) and wraps it with :func:`make_soft_labels`.
+
+    Arguments
+    ---------
+    mode : str
+        ``"online"`` or ``"cached"``.
+    teacher_folders : list of str
+        Output folders of finished training phases.
+    labels : list of str
+        The student's label order (its label encoder's).
+    device : str or torch.device
+        Where the teachers run.
+    **cache_kwargs
+        For the cache: ``path``, ``manifest_csv``, ``sample_rate``,
+        ``channels``, ``multi_segment``, ... (see
+        :meth:`SoftLabelCache.build_or_load`).
+
+    Returns
+    -------
+    OnlineSoftLabels or SoftLabelCache
+
+    Example
+    -------
+    >>> teacher_soft_labels("online", ["/nowhere"], ["a"], "cpu")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...nowhere...
+    """
+    from speechbrain_kd.teachers import TeacherEnsemble
+
+    ensemble = TeacherEnsemble.from_phase_folders(
+        teacher_folders, labels=labels, device=device
+    )
+    return make_soft_labels(mode, ensemble, device=device, **cache_kwargs)

@@ -34,20 +34,18 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
 from speechbrain_kd.complexity import (
-    COMPLEXITY_FILE,
     LIMIT_SETTINGS,
     check_model_limits,
-    describe_complexity,
-    model_complexity,
+    write_complexity,
 )
 from speechbrain_kd.dataio import (
     ClipDraws,
     audio_pipeline,
+    fitting_crop,
     load_audio,
     manifest_at_rate,
 )
 from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
-from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.hparams_preview import (
     SettingError,
     check_settings,
@@ -63,6 +61,7 @@ from speechbrain_kd.labels import (
 from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.pairs import read_confusing_pairs
+from speechbrain_kd.soft_labels import teacher_soft_labels
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +92,8 @@ def dataio_prep(hparams):
     def label_pipeline(scene):
         return encoder.encode_label_torch(scene)
 
-    crop = training_crop_seconds(hparams, train)
+    durations = [row["duration"] for row in train.data.values()]
+    crop = fitting_crop(hparams.get("crop_seconds"), durations)
     keys = ["id", "sig", "label_encoded"]
     # Crops and partners are drawn per clip and epoch, the same in every
     # worker and process; the Brain sets the epoch (resumes stay exact).
@@ -113,24 +113,6 @@ def dataio_prep(hparams):
         extra = teacher_view_keys(hparams, train, dataset, split)
         dataset.set_output_keys(keys + extra)
     return datasets, manifests
-
-
-def training_crop_seconds(hparams, train):
-    """The training crop, shortened to the shortest clip when needed."""
-    crop = hparams.get("crop_seconds")
-    if crop is None:
-        return None
-    shortest = min(float(row["duration"]) for row in train.data.values())
-    if crop > shortest:
-        logger.warning(
-            "crop_seconds=%s is longer than the shortest training clip "
-            "(%.2f s): cropping to %.2f s",
-            crop,
-            shortest,
-            shortest,
-        )
-        return shortest
-    return crop
 
 
 def teacher_view_keys(hparams, train, dataset, split):
@@ -177,25 +159,18 @@ def teacher_view_keys(hparams, train, dataset, split):
 
 def soft_labels_for(hparams, run_opts, manifests):
     """The online teachers or the soft-label cache of the student."""
-    from speechbrain_kd.soft_labels import make_soft_labels
-    from speechbrain_kd.teachers import TeacherEnsemble
-
     # Where the Brain runs: SpeechBrain's own guess when --device is not set.
     device = run_opts.get("device") or sb.utils.distributed.infer_device()
-    ensemble = TeacherEnsemble.from_phase_folders(
+    return teacher_soft_labels(
+        hparams["soft_label_mode"],
         hparams["teacher_folders"],
         labels=encoder_labels(hparams["label_encoder"]),
         device=device,
-    )
-    return make_soft_labels(
-        hparams["soft_label_mode"],
-        ensemble,
         path=hparams["soft_label_cache"],
         manifest_csv=manifests["train"],
         sample_rate=hparams["sample_rate"],
         channels=hparams["n_channels"],
         multi_segment=hparams["multi_segment"],
-        device=device,
     )
 
 
@@ -361,21 +336,6 @@ def run_phase(hparams_file, run_opts, overrides):
             split,
             test_loader_kwargs=hparams["valid_dataloader_opts"],
         )
-
-
-def write_complexity(modules, sample_rate, n_channels, output_folder):
-    """Log the model's size and cost; write ``<output>/complexity.json``.
-
-    For the ensemble, the sum over its teachers (every teacher runs).
-    """
-    report = model_complexity(
-        modules["embedding_model"],
-        modules["classifier"],
-        sample_rate,
-        n_channels,
-    )
-    logger.info("Model: %s", describe_complexity(report))
-    write_json_atomic(Path(output_folder) / COMPLEXITY_FILE, report)
 
 
 def check_teacher_labels(ensemble, hparams):
