@@ -83,3 +83,36 @@ def test_report_class_without_clips_and_empty_input():
     assert report["classwise_accuracy"] == {"a": 0.5, "b": None}
     with pytest.raises(ValueError, match="no clip"):
         classification_report([], [], ["a", "b"])
+
+
+def test_bad_class_indices_and_counts_are_named():
+    assert confusion_matrix([0.0, 1.0], [1.0, 1.0], 2).tolist() == [
+        [0, 1],
+        [0, 1],
+    ]
+    assert confusion_matrix([0], [0], 1).tolist() == [[1]]  # one class
+    for targets, message in [
+        ([[0, 1]], r"^targets must be 1-D, got shape \(1, 2\)$"),
+        ([0.0, np.inf], "^targets must hold class indices"),
+        ([0.5, 1.0], "^targets must hold class indices"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            confusion_matrix(targets, [0, 1], 2)
+    for n_classes in (0, 2.5):
+        with pytest.raises(ValueError, match="^n_classes must be a positive"):
+            confusion_matrix([0], [0], n_classes)
+    with pytest.raises(ValueError, match="^no clip to evaluate: targets is"):
+        classification_report([], [], ["a"])
+    with pytest.raises(
+        ValueError, match=r"^confusion matrix \(2, 2\) does not match the 3 "
+    ):
+        pair_errors(np.eye(2), LABELS[:3], ["a", "b"])
+
+
+def test_grouped_accuracy_needs_one_group_per_clip():
+    from speechbrain_kd.metrics import grouped_accuracy
+
+    with pytest.raises(
+        ValueError, match="^2 targets, 2 predictions and 1 groups: one of"
+    ):
+        grouped_accuracy([0, 1], [0, 1], ["a"])

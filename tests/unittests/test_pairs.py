@@ -120,3 +120,35 @@ def test_parse_pairs_by_hand():
     ]:
         with pytest.raises(ValueError, match=message):
             parse_pairs(spec, LABELS)
+
+
+def test_top_k_of_zero_and_the_file_fields(tmp_path):
+    assert rank_confusing_pairs(TIED, LABELS, top_k=0) == []
+    ranked = rank_confusing_pairs(TIED, LABELS)
+    path = tmp_path / "pairs.json"
+    write_confusing_pairs(path, ranked, LABELS, top_k=0)
+    content = json.loads(path.read_text())
+    assert content["source"] is None and content["pairs"] == []
+    assert content["top_k"] == 0
+    assert content["tie_break"].startswith("count descending")
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="top_k"):
+            write_confusing_pairs(path, ranked, LABELS, top_k=bad)
+
+
+def test_messages_name_what_is_missing(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"^entry \{'count': 3\} has no 'pair'"
+    ):
+        parse_pairs([{"count": 3}], LABELS)
+    with pytest.raises(ValueError, match=r"\(write pairs as 'a,b;c,d' or "):
+        parse_pairs("a,a", LABELS)
+    with pytest.raises(FileNotFoundError, match=r"first, or give target_pair$"):
+        read_confusing_pairs(tmp_path / "none.json")
+    path = tmp_path / "bare.json"
+    path.write_text(json.dumps({"pairs": [{"pair": ["a", "b"]}]}))
+    with pytest.raises(
+        ValueError, match=r"bare.json has no 'labels' and none were given$"
+    ):
+        read_confusing_pairs(path)
+    assert read_confusing_pairs(path, LABELS)[0]["pair"] == ["a", "b"]
