@@ -95,6 +95,7 @@ def test_bad_class_indices_and_counts_are_named():
         ([[0, 1]], r"^targets must be 1-D, got shape \(1, 2\)$"),
         ([0.0, np.inf], "^targets must hold class indices"),
         ([0.5, 1.0], "^targets must hold class indices"),
+        (["a", "b"], "^targets must hold class indices"),
     ]:
         with pytest.raises(ValueError, match=message):
             confusion_matrix(targets, [0, 1], 2)

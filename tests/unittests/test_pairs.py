@@ -152,3 +152,10 @@ def test_messages_name_what_is_missing(tmp_path):
     ):
         read_confusing_pairs(path)
     assert read_confusing_pairs(path, LABELS)[0]["pair"] == ["a", "b"]
+
+
+def test_pair_errors_refuse_a_matrix_of_another_label_set():
+    from speechbrain_kd.pairs import pair_errors
+
+    with pytest.raises(ValueError, match=r"does not match the 3 labels"):
+        pair_errors(np.eye(2), LABELS[:3], ["a", "b"])
