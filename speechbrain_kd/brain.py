@@ -24,6 +24,8 @@ Hyperparameters read (all optional unless stated):
   ``accuracy`` (default) or ``pair_accuracy``.
 - ``baseline_results``: a ``test_results.json`` of another model, whose
   errors inside the target pairs are reported beside this model's.
+- ``accuracy_by``: manifest columns (``[device, city]``) whose groups get
+  their own accuracy in the results of :meth:`evaluate_split`.
 - ``kd_loss`` and ``soft_labels``: the distillation loss and the provider
   of teacher logits (``DistillationBrain`` only).
 """
