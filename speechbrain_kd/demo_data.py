@@ -591,7 +591,7 @@ def _write(folder, options):
     device_rng = np.random.default_rng([options["seed"], 2022])
     responses = {
         device: _device_response(device_rng, rate)
-        for device in TRAIN_DEVICES + TEST_ONLY_DEVICES
+        for device in (TRAIN_DEVICES + TEST_ONLY_DEVICES if mobile else [])
     }
     meta, train, evaluate = [], [], []
     next_location = dict.fromkeys(CITIES, 0)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,15 @@ finally:
     with open(f"{record}.{os.environ.get('RANK', '0')}.json", "w") as f:
         json.dump(batches, f)
 """
+
+
+def random_predictions(seed, n=200, n_classes=4):
+    """Targets, and predictions equal to them 60 % of the time, else random."""
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, n_classes, n)
+    noise = rng.integers(0, n_classes, n)
+    predictions = np.where(rng.random(n) < 0.6, targets, noise)
+    return targets, predictions
 
 
 def run_script(args, env=None, check=True):

@@ -48,7 +48,6 @@ import yaml
 from speechbrain_kd.complexity import (
     COMPLEXITY_FILE,
     LIMIT_SETTINGS,
-    check_model_limits,
     describe_complexity,
 )
 from speechbrain_kd.experiment import FolderInUse, sole_writer
@@ -395,7 +394,7 @@ class Pipeline:
         overrides = self.phase_overrides("distill.yaml", "distill")
         if all(overrides.get(name) is None for name in LIMIT_SETTINGS):
             return
-        from dcase2019_prepare import training_scenes
+        from train import check_phase_limits
 
         settings = preview_hparams(
             HPARAMS / "distill.yaml",
@@ -406,21 +405,16 @@ class Pipeline:
                 init_from=None,
             ),
         )
-        n_classes = settings.get("n_classes")
-        if n_classes is None:
-            scenes = training_scenes(self.data_folder)
-            if scenes is None:
-                return  # data preparation names the missing fold file
-            n_classes = len(scenes)
         try:
-            report = check_model_limits(settings, n_classes, "the student")
-        except ValueError as error:
-            raise SystemExit(f"[pipeline] --{error}") from None
-        print(
-            f"[pipeline] student within the limits: "
-            f"{describe_complexity(report)}",
-            flush=True,
-        )
+            report = check_phase_limits(settings)
+        except SettingError as error:
+            raise SystemExit(f"[pipeline] {error}") from None
+        if report is not None:
+            print(
+                f"[pipeline] student within the limits: "
+                f"{describe_complexity(report)}",
+                flush=True,
+            )
 
     def run(self):
         """All phases, the summary table and ``summary.json``."""

@@ -245,18 +245,23 @@ def phase_settings(hparams_file, overrides):
 
 
 def check_phase_limits(settings):
-    """Refuse a model over ``max_params`` / ``max_macs`` before training."""
+    """Refuse a model over ``max_params`` / ``max_macs`` before training.
+
+    Also run by ``pipeline.py`` before the teachers. Returns the measured
+    complexity, or None when no limit is set (or the fold file is missing:
+    data preparation names that error).
+    """
     if all(settings.get(name) is None for name in LIMIT_SETTINGS):
-        return
+        return None
     n_classes = settings.get("n_classes")
     if n_classes is None:
         scenes = training_scenes(settings["data_folder"])
         if scenes is None:
-            return  # data preparation names the missing fold file
+            return None
         n_classes = len(scenes)
     what = "the student" if settings.get("phase") == "distill" else "the model"
     try:
-        check_model_limits(settings, n_classes, what=what)
+        return check_model_limits(settings, n_classes, what=what)
     except ValueError as error:
         raise SettingError(f"--{error}") from None
 

@@ -11,16 +11,9 @@ from speechbrain_kd.metrics import (
     symmetric_confusion,
 )
 from speechbrain_kd.pairs import pair_errors
+from tests.conftest import random_predictions
 
 LABELS = ["a", "b", "c", "d"]
-
-
-def random_predictions(seed, n=200, n_classes=4):
-    rng = np.random.default_rng(seed)
-    targets = rng.integers(0, n_classes, n)
-    noise = rng.integers(0, n_classes, n)
-    predictions = np.where(rng.random(n) < 0.6, targets, noise)
-    return targets, predictions
 
 
 def test_confusion_matrix_counts_rows_true_columns_predicted():

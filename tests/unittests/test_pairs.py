@@ -12,18 +12,11 @@ from speechbrain_kd.pairs import (
     read_confusing_pairs,
     write_confusing_pairs,
 )
+from tests.conftest import random_predictions
 
 LABELS = ["a", "b", "c", "d"]
 # a/b: 2+2; c/d: 3+1; a/d: 1+3 -> all count 4.
 TIED = np.array([[9, 2, 0, 1], [2, 9, 0, 0], [0, 0, 9, 3], [3, 0, 1, 9]])
-
-
-def random_predictions(seed, n=200, n_classes=4):
-    rng = np.random.default_rng(seed)
-    targets = rng.integers(0, n_classes, n)
-    noise = rng.integers(0, n_classes, n)
-    predictions = np.where(rng.random(n) < 0.6, targets, noise)
-    return targets, predictions
 
 
 def test_ranking_breaks_ties_by_direction_then_label_order():
