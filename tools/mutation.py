@@ -18,6 +18,7 @@ or explain (an equivalent mutant).
 import argparse
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -88,9 +89,21 @@ def score_module(module, tests, work):
     folder.mkdir(parents=True)
     copy_of_head(folder)
     (folder / "setup.cfg").write_text(mutmut_config(module, tests))
+    # mutmut forks each mutant's test run from a process that has run the
+    # tests once: torch's OpenMP threads do not survive a fork (the children
+    # hang), so every library gets one thread.
+    single_thread = {
+        name: "1"
+        for name in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+        )
+    }
     subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--max-children", "2"],
         cwd=folder,
+        env=os.environ | single_thread,
         check=False,
     )
     listing = subprocess.run(

@@ -88,3 +88,57 @@ def test_a_test_scene_outside_the_labels_is_named(manifests):
         evaluate_linear_reference(
             manifests, 8000, ["metro", "tram"], manifests / "ref.json"
         )
+
+
+def test_default_is_forty_bands():
+    import torch
+
+    assert logmel_statistics(torch.randn(8000), 8000).shape == (80,)
+
+
+def test_features_are_standardised_before_the_penalty():
+    # The scene is in a feature a thousand times smaller than a noise
+    # feature: only standardised features let a strong L2 penalty keep it.
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 40)
+    x = np.stack(
+        [1e-3 * (y + rng.normal(0, 0.1, 80)), 1e3 * rng.normal(0, 1, 80)],
+        axis=1,
+    )
+    model, C, accuracy = fit_linear_reference((x, y), (x, y), Cs=[0.01])
+    assert accuracy == 1.0
+    assert model[-1].C == C == 0.01  # the chosen C is the one fitted
+
+
+def test_chosen_C_settings_and_validation_accuracy_are_reported(
+    manifests, monkeypatch
+):
+    import speechbrain_kd.reference as reference
+
+    seen = []
+    fit = reference.fit_linear_reference
+
+    def spy(train, valid, Cs):
+        seen.append((train[0].shape, list(Cs)))
+        return fit(train, valid, Cs)
+
+    monkeypatch.setattr(reference, "fit_linear_reference", spy)
+    results = reference.evaluate_linear_reference(
+        manifests,
+        8000,
+        ["metro", "park"],
+        manifests / "ref.json",
+        n_mels=6,
+        Cs=[0.5],
+    )
+    assert seen == [((10, 12), [0.5])]  # 6 bands: 12 statistics
+    assert results["C"] == 0.5 and results["valid_accuracy"] == 1.0
+    assert results["settings"]["n_mels"] == 6
+
+
+def test_empty_manifest_is_named(manifests):
+    (manifests / "valid.csv").write_text("ID,wav,scene\n")
+    with pytest.raises(ValueError, match=r"valid\.csv lists no clip"):
+        evaluate_linear_reference(
+            manifests, 8000, ["metro", "park"], manifests / "ref.json"
+        )
