@@ -10,6 +10,7 @@ from speechbrain_kd.reference import (
     evaluate_linear_reference,
     fit_linear_reference,
     logmel_statistics,
+    manifest_features,
 )
 
 
@@ -90,10 +91,16 @@ def test_a_test_scene_outside_the_labels_is_named(manifests):
         )
 
 
-def test_default_is_forty_bands():
+def test_default_is_forty_bands(manifests):
     import torch
 
     assert logmel_statistics(torch.randn(8000), 8000).shape == (80,)
+    _, features, _ = manifest_features(manifests / "test.csv", 8000)
+    assert features.shape == (10, 80)
+    results = evaluate_linear_reference(
+        manifests, 8000, ["metro", "park"], manifests / "ref.json"
+    )
+    assert results["settings"]["n_mels"] == 40
 
 
 def test_features_are_standardised_before_the_penalty():
