@@ -141,6 +141,10 @@ def test_chosen_C_settings_and_validation_accuracy_are_reported(
     assert seen == [((10, 12), [0.5])]  # 6 bands: 12 statistics
     assert results["C"] == 0.5 and results["valid_accuracy"] == 1.0
     assert results["settings"]["n_mels"] == 6
+    # The results say what was fitted, in words a reader can search for.
+    assert results["settings"]["model"].startswith("logistic regression")
+    assert results["settings"]["sample_rate"] == 8000
+    assert len(results["settings"]["manifests"]) == 64  # a SHA-256
 
 
 def test_empty_manifest_is_named(manifests):
