@@ -199,3 +199,95 @@ def test_ensemble_is_evaluated_by_the_ordinary_brain(teachers):
     expected = torch.softmax(ensemble(wavs, lengths), -1).mean(0)
     assert out.shape == (3, 3)
     assert torch.allclose(out.exp(), expected, atol=1e-6)
+
+
+def memory_teacher(seed, spec=None, labels=LABELS, rate=RATE):
+    """A teacher given in memory (no checkpoint folder)."""
+    from speechbrain_kd.checkpoints import TrainedModel
+
+    torch.manual_seed(seed)
+    return TrainedModel(
+        torch.nn.Identity(),
+        torch.nn.Linear(2, len(labels)),
+        list(labels),
+        rate,
+        spec if spec is not None else {"family": "x"},
+        None,
+    )
+
+
+def test_ensemble_records_labels_rate_and_checkpoints(tmp_path, teachers):
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    assert ensemble.labels == LABELS and ensemble.sample_rate == RATE
+    for name, folder in zip(ensemble.names, teachers, strict=True):
+        checkpoint = ensemble.checkpoints[name]
+        assert checkpoint == find_best_checkpoint(folder).path
+        assert ensemble.folders[name] == str(folder)
+    # One folder given as a string is an ensemble of one.
+    alone = TeacherEnsemble.from_phase_folders(str(teachers[0]))
+    assert alone.names == ["0:t0"]
+    assert TeacherEnsemble({"m": memory_teacher(0)}).checkpoints == {"m": None}
+
+
+def test_teacher_names_default_to_index_and_folder():
+    from speechbrain_kd.teachers import _teacher_name
+
+    assert _teacher_name("runs/baseline", 2) == "2:baseline"
+    assert _teacher_name("/", 0) == "0:teacher"  # a folder without a name
+
+
+def test_fingerprint_follows_names_and_specs_not_key_order():
+    def fingerprint(name="t", spec=None):
+        return TeacherEnsemble({name: memory_teacher(0, spec)}).fingerprint()
+
+    base = fingerprint(spec={"family": "x", "n": 1})
+    assert fingerprint(spec={"n": 1, "family": "x"}) == base
+    assert fingerprint(spec={"family": "x", "n": 2}) != base
+    assert fingerprint(name="u", spec={"family": "x", "n": 1}) != base
+
+
+def test_messages_name_what_is_wrong(tmp_path, teachers):
+    with pytest.raises(
+        ValueError, match="^a teacher ensemble needs at least one teacher$"
+    ):
+        TeacherEnsemble({})
+    odd = make_phase(tmp_path / "odd", 5, labels=["a", "b", "d"])
+    with pytest.raises(ValueError) as error:
+        TeacherEnsemble.from_phase_folders([*teachers, odd], labels=LABELS)
+    assert str(error.value).endswith(
+        "teachers and student must share one label set in one order"
+    )
+    with pytest.raises(ValueError) as error:
+        TeacherEnsemble.from_phase_folders([teachers[0], odd, teachers[1]])
+    assert str(error.value) == (
+        f"teacher '1:odd' ({odd}) has labels ['a', 'b', 'd'] but teacher "
+        f"'0:t0' ({teachers[0]}) has {LABELS}: teachers must share one "
+        "label set in one order"
+    )
+    fast = make_phase(tmp_path / "fast", 5, rate=16000)
+    with pytest.raises(ValueError) as error:
+        TeacherEnsemble.from_phase_folders([teachers[0], teachers[1], fast])
+    assert str(error.value) == (
+        f"teacher '2:fast' ({fast}) takes 16000 Hz but teacher '0:t0' "
+        f"({teachers[0]}) takes {RATE} Hz: teachers must share one "
+        "sample rate"
+    )
+
+
+def test_posterior_average_messages():
+    with pytest.raises(
+        ValueError, match="^PosteriorAverage weights must not be empty$"
+    ):
+        PosteriorAverage([])
+    with pytest.raises(ValueError) as error:
+        PosteriorAverage()(torch.randn(4, 5))
+    assert str(error.value) == (
+        "PosteriorAverage expects teacher logits [K, B, C], got shape (4, 5)"
+    )
+    with pytest.raises(ValueError) as error:
+        PosteriorAverage([1, 2])(torch.randn(3, 4, 5))
+    assert str(error.value).endswith(
+        "give one weight per teacher (teacher_weights)"
+    )
+    with pytest.raises(ValueError, match="finite"):
+        PosteriorAverage([1, float("inf")])
