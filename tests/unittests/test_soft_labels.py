@@ -305,3 +305,278 @@ def test_cache_read_by_loader_workers_is_the_same(setup):
     assert serial.shape == (6, 3, 2, 3)
     assert torch.equal(serial, workers)
     assert not torch.equal(serial[0], serial[1])
+
+
+def message(error):
+    """The text of a raised error (a KeyError's str() adds quotes)."""
+    return error.value.args[0]
+
+
+def test_lookup_messages_are_whole(setup):
+    batch = PaddedBatch([{"id": "clip1"}])
+    with pytest.raises(KeyError) as error:
+        OnlineSoftLabels(None).teacher_logits(batch)
+    assert message(error) == (
+        "online soft labels need batch.teacher_sig (the teachers' view of "
+        "each clip): add it to the training set's output keys"
+    )
+    with pytest.raises(KeyError) as error:
+        build(setup, multi_segment=True).teacher_logits(batch)
+    assert message(error) == (
+        "multi-segment soft labels need batch.partner_id (a clip of the "
+        "same scene for each clip): add it to the training set's output keys"
+    )
+    unknown = [f"new{i}" for i in range(11)]
+    with pytest.raises(KeyError) as error:
+        build(setup).teacher_logits(PaddedBatch([{"id": i} for i in unknown]))
+    assert message(error) == (
+        f"11 clip(s) of the batch are not in the soft-label cache: "
+        f"{unknown[:10]} (batch.id); build the cache from the manifest the "
+        "training set is read from"
+    )
+
+
+def test_cache_content_errors_are_whole():
+    fingerprint = {"teachers": "t"}
+    with pytest.raises(ValueError) as error:
+        SoftLabelCache(["a", "b"], torch.zeros(2, 1, 3), fingerprint)
+    assert message(error) == (
+        "cached logits must be [clips=2, views, teachers, classes], got "
+        "(2, 1, 3)"
+    )
+    with pytest.raises(ValueError, match=r"\[clips=3, .*got \(2, 1, 1, 3\)"):
+        SoftLabelCache(["a", "b", "c"], torch.zeros(2, 1, 1, 3), fingerprint)
+    with pytest.raises(ValueError) as error:
+        SoftLabelCache(["a", "a"], torch.zeros(2, 1, 1, 3), fingerprint)
+    assert message(error) == "cached clip IDs are not unique"
+    # Defaults: one clip, no partner needed.
+    cache = SoftLabelCache(["a"], torch.ones(1, 1, 1, 3), fingerprint)
+    assert cache.fingerprint == fingerprint and not cache.multi_segment
+    out = cache.teacher_logits(PaddedBatch([{"id": "a"}]))
+    assert torch.equal(out, torch.ones(1, 1, 3))
+
+
+@pytest.mark.parametrize(
+    "views, crop_seconds, text",
+    [
+        (-1, None, "n_crop_views must be a non-negative integer, got -1"),
+        (1.5, 0.2, "n_crop_views must be a non-negative integer, got 1.5"),
+        (2, None, "n_crop_views=2 needs a positive crop_seconds, got None"),
+        (2, -0.5, "n_crop_views=2 needs a positive crop_seconds, got -0.5"),
+    ],
+)
+def test_bad_views_are_named(setup, views, crop_seconds, text):
+    with pytest.raises(ValueError) as error:
+        build(setup, n_crop_views=views, crop_seconds=crop_seconds)
+    assert message(error) == text
+
+
+def test_build_errors_are_whole(setup):
+    tmp_path, teachers, manifest = setup
+    path = tmp_path / "cache.pt"
+    with pytest.raises(ValueError) as error:
+        build(setup, rebuild="sometimes")
+    assert message(error) == (
+        "rebuild must be 'auto' or 'never', not 'sometimes'"
+    )
+    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    with pytest.raises(ValueError) as error:
+        SoftLabelCache.build_or_load(path, ensemble, manifest, 16000, 2)
+    assert message(error) == (
+        f"soft-label cache {path}: sample_rate=16000 but the teachers take "
+        "8000 Hz: read the clips at the teachers' rate"
+    )
+    no_wav = tmp_path / "no_wav.csv"
+    no_wav.write_text("ID,path\nclip0,x.wav\n")
+    with pytest.raises(ValueError) as error:
+        SoftLabelCache.build_or_load(path, ensemble, no_wav, RATE, 2)
+    assert message(error) == (
+        f"{no_wav} needs the columns ID and wav (missing 'wav')"
+    )
+    gone = tmp_path / "gone.csv"
+    gone.write_text(f"ID,wav\nclip3,{tmp_path / 'nowhere.wav'}\n")
+    with pytest.raises(FileNotFoundError) as error:
+        SoftLabelCache.build_or_load(path, ensemble, gone, RATE, 2)
+    assert message(error).startswith(
+        f"{gone}: audio file {tmp_path / 'nowhere.wav'} of clip clip3 "
+        "cannot be read: "
+    )
+
+
+def test_stale_cache_names_every_cause(setup):
+    path = setup[0] / "cache.pt"
+    build(setup)
+    make_phase(setup[1][1], seed=9, accuracy=0.9)
+    with pytest.raises(RuntimeError) as error:
+        build(
+            setup,
+            rebuild="never",
+            channels=1,
+            n_crop_views=2,
+            crop_seconds=0.25,
+        )
+    assert message(error) == (
+        f"soft-label cache {path} is stale: teachers changed (checkpoint "
+        "content, model specs or teacher order), settings changed "
+        "(channels: 2 -> 1; n_crop_views: 0 -> 2; crop_seconds: None -> "
+        f"0.25). Delete {path} to rebuild it, or build it with "
+        "rebuild='auto' (on the main process)"
+    )
+    build(setup, n_crop_views=2, crop_seconds=0.25)
+    with pytest.raises(RuntimeError, match=r"\(crop_seconds: 0.25 -> 0.3\)"):
+        build(setup, rebuild="never", n_crop_views=2, crop_seconds=0.3)
+
+
+def test_added_clip_is_named_as_a_manifest_change_only(setup):
+    tmp_path, _, manifest = setup
+    build(setup)
+    write_clip(tmp_path / "data" / "clip9.wav", 9)
+    with open(manifest, "a") as f:
+        f.write(f"clip9,{tmp_path / 'data' / 'clip9.wav'}\n")
+    with pytest.raises(RuntimeError) as error:
+        build(setup, rebuild="never")
+    # The audio digest changed too (it lists the clips): not a second cause.
+    assert (
+        f"is stale: manifest {manifest} changed (1 clip(s) added, 0 "
+        "removed). Delete" in message(error)
+    )
+
+
+def test_incomplete_cache_lists_five_missing_clips(setup):
+    path = setup[0] / "cache.pt"
+    build(setup)
+    content = torch.load(path, weights_only=True)
+    content["ids"], content["logits"] = [], content["logits"][:0]
+    torch.save(content, path)
+    with pytest.raises(RuntimeError) as error:
+        build(setup, rebuild="never")
+    assert message(error).startswith(
+        f"soft-label cache {path} is incomplete: 6 clip(s) of {setup[2]} "
+        "missing, e.g. ['clip0', 'clip1', 'clip2', 'clip3', 'clip4']. "
+    )
+
+
+class NotATensor:
+    """Something a weights-only load refuses to unpickle."""
+
+
+def test_foreign_or_partial_files_are_not_used(setup):
+    path = setup[0] / "cache.pt"
+    torch.save({"ids": [], "payload": NotATensor()}, path)
+    with pytest.raises(
+        RuntimeError, match=f"^soft-label cache {path} cannot be read"
+    ):
+        build(setup, rebuild="never")
+    torch.save({"ids": [], "logits": torch.zeros(0)}, path)
+    with pytest.raises(RuntimeError) as error:
+        build(setup, rebuild="never")
+    assert message(error).startswith(
+        f"soft-label cache {path} is not in the format of this version "
+        "(format 2). Delete"
+    )
+
+
+def test_cache_says_what_it_did(setup, caplog):
+    tmp_path, teachers, manifest = setup
+    path = tmp_path / "cache.pt"
+    with caplog.at_level(logging.INFO, "speechbrain_kd.soft_labels"):
+        build(setup, n_crop_views=2, crop_seconds=0.25)
+        build(setup, n_crop_views=2, crop_seconds=0.25)
+        build(setup, channels=1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        f"Wrote soft-label cache {path} (6 clips, 3 view(s), 2 teachers)"
+        in messages
+    )
+    assert f"Using soft-label cache {path}" in messages
+    assert (
+        f"soft-label cache {path} is stale: settings changed (channels: 2 "
+        "-> 1; n_crop_views: 2 -> 0; crop_seconds: 0.25 -> None): "
+        "rebuilding it" in messages
+    )
+    content = torch.load(path, weights_only=True)
+    assert content["manifest_csv"] == str(manifest)
+    assert content["teacher_folders"] == [str(t) for t in teachers]
+
+
+def test_view_draws_follow_the_given_generator(setup):
+    def draws(seed, global_seed):
+        torch.manual_seed(global_seed)
+        generator = torch.Generator().manual_seed(seed)
+        cache = build(
+            setup, n_crop_views=1, crop_seconds=0.25, generator=generator
+        )
+        batch = PaddedBatch([{"id": f"clip{i}"} for i in range(6)] * 4)
+        return cache.teacher_logits(batch)
+
+    built = draws(seed=0, global_seed=1)  # built here
+    reused = draws(seed=0, global_seed=2)  # loaded: the same generator
+    assert torch.equal(built, reused)
+    assert not torch.equal(built, draws(seed=5, global_seed=2))
+
+
+def test_crop_views_start_where_they_say(setup):
+    cache = build(setup, n_crop_views=3, crop_seconds=0.25)
+    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    wav = load_audio(setup[0] / "data" / "clip4.wav", RATE, 2)
+    n = int(0.25 * RATE)
+    room = len(wav) - n
+    for view, start in enumerate([0, room // 2, room], start=1):
+        expected = ensemble(crop(wav, n, start=start)[None])[:, 0]
+        assert torch.allclose(cache.logits[4, view], expected, atol=1e-5)
+    # One crop view: the centre crop; two views: both drawn.
+    centre = build(setup, n_crop_views=1, crop_seconds=0.25)
+    expected = ensemble(crop(wav, n, start=room // 2)[None])[:, 0]
+    assert torch.allclose(centre.logits[4, 1], expected, atol=1e-5)
+    seen = set()
+    for _ in range(20):
+        out = centre.teacher_logits(PaddedBatch([{"id": "clip4"}]))[:, 0]
+        seen.update(v for v in (0, 1) if torch.equal(out, centre.logits[4, v]))
+    assert seen == {0, 1}
+    # A crop longer than the clip starts at its beginning (and loops).
+    long = build(setup, n_crop_views=1, crop_seconds=1.0)
+    expected = ensemble(crop(wav, RATE, start=0)[None])[:, 0]
+    assert torch.allclose(long.logits[4, 1], expected, atol=1e-5)
+
+
+def test_online_teachers_get_the_lengths(setup):
+    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    data = setup[0] / "data"
+    short = load_audio(data / "clip0.wav", RATE, 2)[: RATE // 8]
+    full = load_audio(data / "clip1.wav", RATE, 2)
+    batch = PaddedBatch(
+        [
+            {"id": "clip0", "teacher_sig": short},
+            {"id": "clip1", "teacher_sig": full},
+        ]
+    )
+    out = OnlineSoftLabels(ensemble).teacher_logits(batch)
+    alone = ensemble(short[None])[:, 0]
+    assert torch.allclose(out[:, 0], alone, atol=1e-5)
+    # The padding would change it: the lengths are what keeps it out.
+    padded = ensemble(batch.teacher_sig.data)[:, 0]
+    assert not torch.allclose(padded, alone, atol=1e-3)
+
+
+def test_teacher_soft_labels_loads_the_phases(setup):
+    from speechbrain_kd.soft_labels import teacher_soft_labels
+
+    tmp_path, teachers, manifest = setup
+    online = teacher_soft_labels("online", teachers, LABELS, "cpu")
+    assert isinstance(online, OnlineSoftLabels)
+    assert online.ensemble.names == ["0:t0", "1:t1"]
+    cached = teacher_soft_labels(
+        "cached",
+        teachers,
+        LABELS,
+        "cpu",
+        path=tmp_path / "cache.pt",
+        manifest_csv=manifest,
+        sample_rate=RATE,
+        channels=2,
+        multi_segment=True,
+    )
+    assert isinstance(cached, SoftLabelCache) and cached.multi_segment
+    assert cached.logits.shape == (6, 1, 2, 3)
+    with pytest.raises(ValueError, match="but the student has"):
+        teacher_soft_labels("online", teachers, ["c", "b", "a"], "cpu")
