@@ -366,3 +366,159 @@ def test_resampling_a_missing_or_bad_file_names_it(tmp_path):
     bare.write_text("ID,wav\nc0,/x.wav\n")
     with pytest.raises(ValueError, match="sample_rate"):
         manifest_at_rate(bare, 8000, tmp_path / "at8k")
+
+
+def test_file_channel_error_is_whole(tmp_path):
+    path = write_noise(tmp_path / "two.wav", 8000, 100, 2, "PCM_16")
+    for read in (
+        lambda: load_audio(path, 8000, 3),
+        lambda: load_crop(path, 8000, 3, 50),
+    ):
+        with pytest.raises(ValueError) as error:
+            read()
+        assert str(error.value) == (
+            f"{path}: cannot turn a 2-channel signal into 3 channels (set "
+            "n_channels to a count this recording can give: 1, or at most "
+            "its own channel count)"
+        )
+
+
+def test_file_shorter_than_its_header_is_named():
+    from speechbrain_kd.dataio import _read_frames
+
+    class Truncated:
+        """An open file whose header promises 1000 frames; 600 are there."""
+
+        frames = 1000
+
+        def seek(self, frame):
+            self.at = frame
+
+        def read(self, n, dtype, always_2d):
+            return np.zeros((max(min(n, 600 - self.at), 0), 1), dtype)
+
+    with pytest.raises(RuntimeError) as error:
+        _read_frames(Truncated(), 500, 500, "cut.wav")
+    assert str(error.value) == (
+        "cannot read audio file cut.wav: its header says 1000 frames but "
+        "it ends at frame 600"
+    )
+
+
+def test_whole_file_crops_take_the_start_asked_for(tmp_path):
+    # A file at another rate is read whole: "centre", a start, a generator.
+    path = tmp_path / "hi.wav"
+    write_sine(path, 16000, seconds=0.5, freq=300.0)
+    full = load_audio(path, 8000, 1)
+    room = len(full) - 1000
+    centre = load_crop(path, 8000, 1, 1000, start="centre")
+    assert torch.equal(centre, full[room // 2 : room // 2 + 1000])
+    assert torch.equal(load_crop(path, 8000, 1, 1000, start=7), full[7:1007])
+    drawn = load_crop(
+        path, 8000, 1, 1000, generator=torch.Generator().manual_seed(3)
+    )
+    again = crop(full, 1000, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(drawn, again)
+    # A clip shorter than the crop: "centre" is its start, then looped.
+    short = write_noise(tmp_path / "short.wav", 8000, 300, 1, "PCM_16")
+    clip = load_audio(short, 8000, 1)
+    looped = load_crop(short, 8000, 1, 700, start="centre")
+    assert torch.equal(looped, torch.cat([clip, clip, clip])[:700])
+
+
+def test_crop_edges():
+    wav = torch.arange(10.0)[:, None]
+    assert torch.equal(crop(wav, 1, start=9), wav[9:])  # one sample
+    pipeline = audio_pipeline(10, 1, crop_seconds=0.1)  # one sample at 10 Hz
+    assert pipeline  # builds
+    short = torch.arange(3.0)[:, None]
+    assert torch.equal(
+        crop(short, 5, start=0)[:, 0], torch.tensor([0.0, 1.0, 2.0, 0.0, 1.0])
+    )
+    with pytest.raises(ValueError) as error:
+        crop(short, 5, start=1)
+    assert str(error.value) == (
+        "start=1 for a 5-sample crop of a 3-sample clip: a short clip is "
+        "looped from 0"
+    )
+    with pytest.raises(ValueError) as error:
+        crop(torch.zeros(0, 1), 4)
+    assert str(error.value) == "cannot crop an empty waveform"
+
+
+def test_fitting_crop_warns_only_when_longer(caplog):
+    from speechbrain_kd.dataio import fitting_crop
+
+    with caplog.at_level("WARNING", "speechbrain_kd.dataio"):
+        assert fitting_crop(3.0, [3.0, 5.0]) == 3.0
+        assert not caplog.records
+        assert fitting_crop(4.0, [3.25, 5.0]) == 3.25
+    assert [r.getMessage() for r in caplog.records] == [
+        "crop_seconds=4.0 is longer than the shortest training clip "
+        "(3.25 s): cropping to 3.25 s"
+    ]
+
+
+def test_first_epoch_draws_are_those_of_epoch_zero():
+    from speechbrain_kd.dataio import ClipDraws
+
+    fresh, told = ClipDraws(5), ClipDraws(5)
+    told.set_epoch(0)
+    a = torch.randint(10**9, (3,), generator=fresh.generator("c", "crop"))
+    b = torch.randint(10**9, (3,), generator=told.generator("c", "crop"))
+    assert torch.equal(a, b)
+
+
+def test_loader_defaults():
+    from speechbrain_kd.dataio import loader_options
+
+    assert loader_options({}) == {"num_workers": 0}
+    assert loader_options({"num_workers": "auto"}) == {"num_workers": 0}
+    # On a GPU: one core left to the training process, at most 16 workers.
+    one_core_each = loader_options(
+        {"num_workers": "auto"}, "cuda", processes=4, cores=4
+    )
+    assert one_core_each["num_workers"] == 0
+    many = loader_options({"num_workers": "auto"}, "cuda", cores=64)
+    assert many["num_workers"] == 16
+
+
+def test_resampled_copies_follow_the_manifest(tmp_path):
+    import os
+    import shutil
+
+    from speechbrain_kd.dataio import manifest_at_rate
+
+    manifest = at_rate_manifest(tmp_path / "data", [16000, 16000])
+    folder = tmp_path / "nested" / "at8k"  # parents made too
+    out = manifest_at_rate(manifest, 8000, folder)
+    assert (folder / "sources.json").is_file()
+    # Another column changed: the copy of the manifest follows.
+    manifest.write_text(manifest.read_text().replace("park", "tram"))
+    with open(manifest_at_rate(manifest, 8000, folder), newline="") as f:
+        assert {row["scene"] for row in csv.DictReader(f)} == {"tram"}
+    # Another source file of the same size and time: remade (path stamped).
+    other = tmp_path / "data" / "other.wav"
+    write_noise(other, 16000, 4000, 2, "PCM_16", 7)
+    shutil.copystat(tmp_path / "data" / "c1.wav", other)
+    source = tmp_path / "data" / "c1.wav"
+    assert os.stat(other).st_size == os.stat(source).st_size
+    manifest.write_text(manifest.read_text().replace(str(source), str(other)))
+    manifest_at_rate(manifest, 8000, folder)
+    assert torch.equal(
+        load_audio(folder / "c1.wav", 8000, 2), load_audio(other, 8000, 2)
+    )
+    assert out == folder / "train.csv"
+
+
+def test_missing_source_names_the_manifest(tmp_path):
+    from speechbrain_kd.dataio import manifest_at_rate
+
+    manifest = at_rate_manifest(tmp_path / "data", [16000])
+    (tmp_path / "data" / "c0.wav").unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        manifest_at_rate(manifest, 8000, tmp_path / "at8k")
+    assert str(error.value).startswith(
+        f"{manifest}: audio file {tmp_path / 'data' / 'c0.wav'} of clip c0 "
+        "cannot be read: "
+    )
