@@ -32,11 +32,18 @@ CORE_MODULES = {
     "losses": ["tests/unittests/test_losses.py"],
     "teachers": ["tests/unittests/test_teachers.py"],
     "soft_labels": ["tests/unittests/test_soft_labels.py"],
-    "samplers": ["tests/unittests/test_samplers.py"],
+    "samplers": [
+        "tests/unittests/test_samplers.py",
+        "tests/unittests/test_specialist_step.py",
+    ],
     "metrics": ["tests/unittests/test_metrics.py"],
     "pairs": ["tests/unittests/test_pairs.py"],
     "dataio": ["tests/unittests/test_dataio.py"],
-    "brain": ["tests/unittests/test_brain.py"],
+    "brain": [
+        "tests/unittests/test_brain.py",
+        "tests/unittests/test_brain_results.py",
+        "tests/unittests/test_specialist_step.py",
+    ],
     "reference": ["tests/unittests/test_reference.py"],
 }
 

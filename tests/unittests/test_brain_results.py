@@ -1,0 +1,414 @@
+"""What a Brain's evaluation writes and logs: the results file, the
+predictions, the plots, the training log, the checkpoints' metadata and
+the learning-rate schedule, checked against what the predictions give."""
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+import speechbrain as sb
+import torch
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.train_logger import FileTrainLogger
+
+from speechbrain_kd.metrics import confusion_matrix
+from speechbrain_kd.pairs import pair_errors
+from tests.unittests.test_brain import (
+    LABELS,
+    add_pipelines,
+    make_brain,
+    toy_dataset,
+)
+
+PAIR = ["bus", "park"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """A 3-epoch run with a target pair, then valid and test evaluations."""
+    tmp_path = tmp_path_factory.mktemp("run")
+    baseline = tmp_path / "baseline_results.json"
+    # A baseline that put 3 bus clips in park and 1 park clip in bus.
+    baseline.write_text(
+        json.dumps(
+            {
+                "labels": LABELS,
+                "confusion_matrix": [[1, 3, 0], [1, 5, 0], [0, 0, 6]],
+            }
+        )
+    )
+    log = tmp_path / "train_log.txt"
+    brain = make_brain(
+        tmp_path,
+        epochs=3,
+        target_pairs=[PAIR],
+        best_key="pair_accuracy",
+        baseline_results=str(baseline),
+        accuracy_by=["device", "absent"],
+        train_logger=FileTrainLogger(log),
+        lr_annealing=sb.nnet.schedulers.StepScheduler(0.05, 0.5, 1),
+    )
+    encoder = brain.hparams.label_encoder
+    train = add_pipelines(toy_dataset(8, seed=0), encoder)
+    test = add_pipelines(toy_dataset(6, seed=1), encoder)
+    for k, row in enumerate(test.data.values()):
+        row["device"] = "ab"[k % 2]
+    lrs = []
+    step = brain.on_stage_end
+
+    def on_stage_end(stage, loss, epoch=None):
+        step(stage, loss, epoch)
+        if stage == sb.Stage.VALID:
+            lrs.append(brain.optimizer.param_groups[0]["lr"])
+
+    brain.on_stage_end = on_stage_end
+    brain.fit(
+        brain.hparams.epoch_counter,
+        train,
+        test,
+        train_loader_kwargs={"batch_size": 6, "shuffle": True},
+        progressbar=False,
+    )
+    results = {
+        split: brain.evaluate_split(test, split, progressbar=False)
+        for split in ("valid", "test")
+    }
+    return {
+        "folder": tmp_path,
+        "brain": brain,
+        "results": results,
+        "lrs": lrs,
+        "log": log.read_text(),
+        "test": test,
+    }
+
+
+def predictions_of(folder, split):
+    with open(folder / f"{split}_predictions.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_results_agree_with_the_predictions(evaluated):
+    folder = evaluated["folder"]
+    rows = predictions_of(folder, "test")
+    assert [r["ID"] for r in rows] == list(evaluated["test"].data)
+    targets = [LABELS.index(r["target"]) for r in rows]
+    predicted = [LABELS.index(r["prediction"]) for r in rows]
+    for row in rows:
+        posteriors = [float(row[label]) for label in LABELS]
+        assert sum(posteriors) == pytest.approx(1.0, abs=1e-4)
+        assert row["prediction"] == LABELS[int(np.argmax(posteriors))]
+        assert row["target"] == row["ID"].split("-")[0]
+    written = json.loads((folder / "test_results.json").read_text())
+    assert written == evaluated["results"]["test"]
+    matrix = confusion_matrix(np.array(targets), np.array(predicted), 3)
+    assert written["confusion_matrix"] == matrix.tolist()
+    assert written["n_clips"] == 18 and written["labels"] == LABELS
+    assert written["accuracy"] == pytest.approx(np.trace(matrix) / 18)
+    assert written["pair_errors"] == {
+        "bus/park": pair_errors(matrix, LABELS, PAIR)
+    }
+    in_pair = [t == p for t, p in zip(targets, predicted, strict=True) if t < 2]
+    assert written["pair_accuracy"] == pytest.approx(sum(in_pair) / 12)
+    assert written["baseline_pair_errors"] == {"bus/park": 4}
+    assert written["split"] == "test"
+    assert written["checkpoint_epoch"] == 3
+    # Per device (the column every clip has); "absent" is left out.
+    devices = ["ab"[k % 2] for k in range(18)]
+    assert set(written["accuracy_by"]) == {"device"}
+    for device in "ab":
+        hits = [
+            t == p
+            for t, p, d in zip(targets, predicted, devices, strict=True)
+            if d == device
+        ]
+        assert written["accuracy_by"]["device"][device] == {
+            "accuracy": pytest.approx(sum(hits) / len(hits)),
+            "n_clips": len(hits),
+        }
+
+
+def test_each_split_has_its_files(evaluated):
+    folder = evaluated["folder"]
+    valid = json.loads((folder / "valid_results.json").read_text())
+    assert valid["split"] == "valid"
+    assert (folder / "valid_confusion_matrix.png").is_file()
+    assert (folder / "confusion_matrix.png").is_file()  # the test split's
+    assert not (folder / "test_confusion_matrix.png").exists()
+    assert evaluated["brain"].last_results == evaluated["results"]["test"]
+
+
+def test_training_log_has_every_epoch_and_the_test(evaluated):
+    lines = evaluated["log"].splitlines()
+    assert len(lines) == 5  # 3 epochs, then valid and test evaluations
+    for epoch, line in enumerate(lines[:3], start=1):
+        assert line.startswith(f"epoch: {epoch}, lr: ")
+        assert " - train loss: " in line
+        assert "valid loss: " in line and "valid accuracy: " in line
+        assert "valid pair_accuracy: " in line
+    assert lines[3].startswith("epoch loaded: 3, split: valid - test loss: ")
+    assert lines[4].startswith("epoch loaded: 3, split: test - test loss: ")
+    assert "test accuracy: " in lines[4] and "test pair_accuracy" in lines[4]
+
+
+def test_learning_rate_follows_the_annealing(evaluated):
+    schedule = sb.nnet.schedulers.StepScheduler(0.05, 0.5, 1)
+    expected = [schedule(epoch)[1] for epoch in (1, 2, 3)]
+    assert len(set(expected)) == 3  # it does change
+    assert evaluated["lrs"] == pytest.approx(expected)
+    for line, lr in zip(evaluated["log"].splitlines(), expected, strict=False):
+        assert f"lr: {lr:.2e}" in line
+
+
+def test_checkpoints_keep_the_best_by_the_best_key(evaluated):
+    brain = evaluated["brain"]
+    checkpoints = brain.checkpointer.list_checkpoints()
+    assert len(checkpoints) == 1  # only the best is kept
+    meta = checkpoints[0].meta
+    assert set(meta) >= {"accuracy", "pair_accuracy", "epoch"}
+    assert "loss" not in meta
+
+
+def test_evaluation_logs_where_results_went(tmp_path, caplog):
+    brain = make_brain(tmp_path, epochs=1)
+    test = add_pipelines(toy_dataset(2, seed=1), brain.hparams.label_encoder)
+    with caplog.at_level(logging.INFO, "speechbrain_kd.brain"):
+        results = brain.evaluate_split(test, "test", progressbar=False)
+    assert (
+        f"test accuracy {100 * results['accuracy']:.2f} % written to "
+        f"{tmp_path / 'test_results.json'}"
+    ) in [r.getMessage() for r in caplog.records]
+    # No target pair: no pair fields; no accuracy_by setting: none.
+    assert "pair_errors" not in results and "pair_accuracy" not in results
+    assert (
+        "accuracy_by" not in results and "baseline_pair_errors" not in results
+    )
+    assert results["checkpoint_epoch"] == 0
+
+
+def test_checkpointed_run_keeps_every_recoverable(tmp_path):
+    brain = make_brain(tmp_path, epochs=1)
+    keys = set(brain.checkpointer.recoverables)
+    encoder = brain.hparams.label_encoder
+    train = add_pipelines(toy_dataset(4, seed=0), encoder)
+    brain.fit(
+        brain.hparams.epoch_counter,
+        train,
+        train,
+        train_loader_kwargs={"batch_size": 4},
+        progressbar=False,
+    )
+    added = set(brain.checkpointer.recoverables) - keys
+    assert added == {
+        "optimizer",
+        "center_optimizer",
+        "rng_state",
+        "dataloader-TRAIN",
+    }
+    assert isinstance(brain.checkpointer, Checkpointer)
+    assert brain.center_optimizer.param_groups[0]["lr"] == 0.5
+    centers = {id(p) for p in brain.modules.center_loss.parameters()}
+    network = {id(p) for g in brain.optimizer.param_groups for p in g["params"]}
+    assert centers and not centers & network
+    assert len(network) == sum(
+        1
+        for name, p in brain.modules.named_parameters()
+        if not name.startswith("center_loss")
+    )
+    assert torch.is_tensor(next(iter(brain.modules.center_loss.parameters())))
+
+
+def toy_batch(brain, n=8, seed=0):
+    data = add_pipelines(toy_dataset(n, seed), brain.hparams.label_encoder)
+    return sb.dataio.batch.PaddedBatch([data[i] for i in range(len(data))])
+
+
+def test_mixed_batch_and_its_center_loss(tmp_path):
+    brain = make_brain(tmp_path, mixup_alpha=0.4, mixup_start_epoch=0)
+    batch = toy_batch(brain)
+    wavs, _ = batch.sig
+    targets = batch.label_encoded.data.view(-1)
+    torch.manual_seed(3)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    targets_b, lam = out["mix"]
+    # The mixed clips are lam * clip + (1 - lam) * its partner's clip.
+    partner = [int((targets == t).nonzero()[0]) for t in targets_b]
+    assert 0 < lam < 1 and not torch.equal(targets_b, targets)
+    seen = brain.modules.embedding_model.forward
+    recorded = []
+
+    def record(mixed, lengths=None):
+        recorded.append(mixed)
+        return seen(mixed, lengths)
+
+    brain.modules.embedding_model.forward = record
+    torch.manual_seed(3)
+    brain.compute_forward(batch, sb.Stage.TRAIN)
+    mixed = recorded[0]
+    for i, j in enumerate(partner):
+        expected = lam * wavs[i] + (1 - lam) * wavs[j]
+        if targets_b[i] == targets[j] and torch.allclose(mixed[i], expected):
+            break
+    else:
+        raise AssertionError("no clip is the mix of itself and a partner")
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    ce = torch.nn.functional.cross_entropy
+    center = brain.modules.center_loss
+    emb, logits = out["embeddings"], out["logits"]
+    expected = lam * ce(logits, targets) + (1 - lam) * ce(logits, targets_b)
+    expected = expected + lam * center(emb, targets)
+    expected = expected + (1 - lam) * center(emb, targets_b)
+    assert torch.allclose(loss, expected)
+
+
+def test_unmixed_loss_adds_the_center_loss(tmp_path):
+    brain = make_brain(tmp_path)
+    batch = toy_batch(brain)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    assert out["mix"] is None  # no mixup_alpha: no mixing
+    targets = batch.label_encoded.data.view(-1)
+    expected = torch.nn.functional.cross_entropy(out["logits"], targets)
+    expected = expected + brain.modules.center_loss(out["embeddings"], targets)
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    assert torch.allclose(loss, expected)
+
+
+def test_the_model_gets_the_relative_lengths(tmp_path):
+    brain = make_brain(tmp_path)
+    lengths_seen = []
+    forward = brain.modules.embedding_model.forward
+    brain.modules.embedding_model.forward = lambda w, lengths=None: (
+        lengths_seen.append(lengths) or forward(w, lengths)
+    )
+    batch = sb.dataio.batch.PaddedBatch(
+        [
+            {"id": "a", "sig": torch.zeros(64, 2), "label_encoded": 0},
+            {"id": "b", "sig": torch.zeros(32, 2), "label_encoded": 1},
+        ]
+    )
+    brain.compute_forward(batch, sb.Stage.VALID)
+    assert lengths_seen[0].tolist() == [1.0, 0.5]
+
+
+def test_mixup_defaults(tmp_path):
+    brain = make_brain(tmp_path, mixup_alpha=0.2)  # no start epoch: at once
+    assert brain._mixup_active()
+    brain = make_brain(tmp_path, mixup_alpha=0.2, mixup_start_epoch=1)
+    del brain.hparams.epoch_counter  # no counter: epoch 0
+    assert not brain._mixup_active()
+    assert not make_brain(tmp_path)._mixup_active()  # no alpha: never
+
+
+def test_gain_draws_come_from_torch_and_span_the_range(tmp_path):
+    brain = make_brain(tmp_path, gain_jitter_db=6.0)
+    wavs = torch.ones(4000, 3, 2)
+    torch.manual_seed(11)
+    scaled = brain._random_gain(wavs)
+    torch.manual_seed(11)
+    gains_db = torch.empty(4000).uniform_(-6.0, 6.0)
+    expected = 10.0 ** (gains_db / 20.0)
+    assert torch.allclose(scaled[:, 0, 0], expected)
+    assert scaled.shape == wavs.shape
+    assert torch.equal(scaled[:, 1:, :], scaled[:, :1, :].expand(-1, 2, 2))
+    measured_db = 20 * torch.log10(scaled[:, 0, 0])
+    assert measured_db.max() > 5.9 and measured_db.min() < -5.9
+    unchanged = make_brain(tmp_path)._random_gain(wavs)  # no setting
+    assert unchanged is wavs
+
+
+def test_optimisers_without_center_rate_or_checkpointer(tmp_path):
+    brain = make_brain(tmp_path)
+    del brain.hparams.center_opt_class  # centers follow opt_class
+    brain.init_optimizers()
+    params = {id(p) for g in brain.optimizer.param_groups for p in g["params"]}
+    assert id(brain.modules.center_loss.centers) in params
+    assert not hasattr(brain, "center_optimizer")
+    bare = make_brain(tmp_path / "bare")
+    bare.checkpointer = None
+    train = add_pipelines(toy_dataset(4, 0), bare.hparams.label_encoder)
+    bare.fit(
+        bare.hparams.epoch_counter,
+        train,
+        train_loader_kwargs={"batch_size": 4},
+        progressbar=False,
+    )
+    assert isinstance(bare.center_optimizer, torch.optim.SGD)
+
+
+def test_train_loader_has_the_brain_generator_and_samplers(tmp_path):
+    from speechbrain_kd.samplers import PairFocusedBatchSampler
+
+    brain = make_brain(tmp_path)
+    data = add_pipelines(toy_dataset(4, 0), brain.hparams.label_encoder)
+    train = brain.make_dataloader(data, sb.Stage.TRAIN, batch_size=2)
+    valid = brain.make_dataloader(data, sb.Stage.VALID, batch_size=2)
+    assert train.generator is brain._train_loader_generator()
+    assert valid.generator is not brain._train_loader_generator()
+    # Shuffled batches: SpeechBrain's own reproducible sampler.
+    brain.make_dataloader(data, sb.Stage.TRAIN, batch_size=2, shuffle=True)
+    assert isinstance(
+        brain.train_sampler, sb.dataio.sampler.ReproducibleRandomSampler
+    )
+    # A pair-focused sampler is used as it is.
+    sampler = PairFocusedBatchSampler.from_dataset(data, "scene", PAIR, 2)
+    loader = brain.make_dataloader(data, sb.Stage.TRAIN, batch_sampler=sampler)
+    assert brain.train_sampler is sampler and loader.batch_sampler is sampler
+
+
+def test_clip_draws_learn_the_training_epochs(tmp_path):
+    from speechbrain_kd.dataio import ClipDraws
+
+    draws = ClipDraws(1)
+    told = []
+    set_epoch = draws.set_epoch
+    draws.set_epoch = lambda epoch: told.append(epoch) or set_epoch(epoch)
+    brain = make_brain(tmp_path, epochs=2, clip_draws=draws)
+    data = add_pipelines(toy_dataset(4, 0), brain.hparams.label_encoder)
+    brain.fit(
+        brain.hparams.epoch_counter,
+        data,
+        data,
+        train_loader_kwargs={"batch_size": 4},
+        progressbar=False,
+    )
+    brain.evaluate_split(data, "test", progressbar=False)
+    assert told == [1, 2] and draws.epoch == 2
+
+
+def test_no_manifest_rows_no_groups_and_no_counter(tmp_path):
+    brain = make_brain(tmp_path, accuracy_by=["device"])
+    del brain.hparams.epoch_counter
+    data = add_pipelines(toy_dataset(2, 1), brain.hparams.label_encoder)
+    loader = brain.make_dataloader(data, sb.Stage.TEST, batch_size=2)
+    results = brain.evaluate_split(loader, "test", progressbar=False)
+    assert "accuracy_by" not in results
+    assert results["checkpoint_epoch"] is None
+
+
+def test_student_loss_is_the_kd_loss_with_the_labels(tmp_path):
+    from speechbrain_kd.brain import DistillationBrain
+    from speechbrain_kd.losses import DistillationLoss
+
+    class Teachers:
+        def teacher_logits(self, batch):
+            return torch.randn(2, len(batch.id), 3, generator=self.generator)
+
+    teachers = Teachers()
+    kd = DistillationLoss(temperature=2.0, hard_label_weight=0.5)
+    brain = make_brain(
+        tmp_path, DistillationBrain, kd_loss=kd, soft_labels=teachers
+    )
+    del brain.modules["center_loss"]
+    batch = toy_batch(brain)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    teachers.generator = torch.Generator().manual_seed(0)
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    teachers.generator = torch.Generator().manual_seed(0)
+    expected = kd(
+        out["logits"],
+        teachers.teacher_logits(batch),
+        batch.label_encoded.data.view(-1),
+    )
+    assert torch.allclose(loss, expected)
