@@ -184,7 +184,10 @@ def _check_kd_options(
             f"{reduction!r}"
         )
     if teacher_weights is not None:
-        weights = torch.as_tensor(teacher_weights, dtype=torch.float)
+        try:
+            weights = torch.as_tensor(teacher_weights, dtype=torch.float)
+        except (TypeError, ValueError, RuntimeError):
+            weights = torch.zeros(0)  # not numbers: refused just below
         if weights.dim() != 1 or len(weights) == 0:
             raise ValueError(
                 f"teacher_weights must be a list of numbers, got "
@@ -407,8 +410,6 @@ class DistillationLoss(torch.nn.Module):
         reduction="mean",
     ):
         super().__init__()
-        if teacher_weights is not None:
-            teacher_weights = [float(w) for w in teacher_weights]
         _check_kd_options(
             temperature,
             hard_label_weight,
@@ -417,6 +418,8 @@ class DistillationLoss(torch.nn.Module):
             ensemble,
             reduction,
         )
+        if teacher_weights is not None:  # plain floats in the config
+            teacher_weights = [float(w) for w in teacher_weights]
         self.config = {
             "temperature": temperature,
             "hard_label_weight": hard_label_weight,

@@ -283,3 +283,133 @@ def test_mixup_lambda_follows_its_beta_distribution():
     )
     assert 0.4 < lams.mean() < 0.6
     assert ((lams < 0.05) | (lams > 0.95)).float().mean() > 0.6
+
+
+def test_center_loss_defaults_and_config():
+    from speechbrain_kd.losses import CenterLoss
+
+    loss = CenterLoss(3, 4)
+    assert loss.weight == 5e-5  # Jung et al.'s weight
+    assert loss.config == {"n_classes": 3, "embedding_dim": 4, "weight": 5e-5}
+    with pytest.raises(ValueError) as error:
+        CenterLoss(3, 4, weight=0)
+    assert str(error.value) == (
+        "center loss weight must be > 0, got 0 (leave the center loss out "
+        "to disable it)"
+    )
+
+
+def test_mixup_without_generator_follows_torch_seed():
+    from speechbrain_kd.losses import mixup
+
+    inputs, targets = torch.randn(6, 5), torch.arange(6)
+    torch.manual_seed(2)
+    mixed, targets_b, lam = mixup(inputs, targets, alpha=0.4)
+    torch.manual_seed(2)
+    again = mixup(inputs, targets, alpha=0.4)
+    assert torch.equal(mixed, again[0]) and lam == again[2]
+    assert 0 < lam < 1
+    # targets are 0..5, so targets_b is the permutation itself.
+    assert torch.allclose(mixed, lam * inputs + (1 - lam) * inputs[targets_b])
+    lams = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        lams.add(round(mixup(inputs, targets, alpha=0.4)[2], 6))
+    assert len(lams) == 20  # drawn, not fixed
+
+
+def test_kd_option_edges_and_messages():
+    from speechbrain_kd.losses import DistillationLoss
+
+    student, teachers = torch.randn(4, 3), torch.randn(2, 4, 3)
+    targets = torch.tensor([0, 1, 2, 0])
+    DistillationLoss(temperature=0.5)(student, teachers)  # below 1 is fine
+    only_ce = DistillationLoss(hard_label_weight=1.0)(
+        student, teachers, targets
+    )
+    assert torch.allclose(
+        only_ce, torch.nn.functional.cross_entropy(student, targets)
+    )
+    DistillationLoss(teacher_weights=[0.5, 0.25])  # a sum below 1 is fine
+    DistillationLoss(teacher_weights=[2.0])
+    cases = {
+        "teacher_reduction": (
+            {"teacher_reduction": "max"},
+            "teacher_reduction must be one of sum, mean; got 'max'",
+        ),
+        "reduction": (
+            {"reduction": "avg"},
+            "reduction must be one of mean, sum, none; got 'avg'",
+        ),
+        "empty": (
+            {"teacher_weights": []},
+            "teacher_weights must be a list of numbers, got []",
+        ),
+        "text": (
+            {"teacher_weights": ["a", "b"]},
+            "teacher_weights must be a list of numbers, got ['a', 'b']",
+        ),
+        "nested": (
+            {"teacher_weights": [[1.0, 2.0]]},
+            "teacher_weights must be a list of numbers, got [[1.0, 2.0]]",
+        ),
+    }
+    for options, text in cases.values():
+        with pytest.raises(ValueError) as error:
+            DistillationLoss(**options)
+        assert str(error.value) == text
+    with pytest.raises(ValueError) as error:
+        DistillationLoss()(student, torch.randn(2, 4, 5))
+    assert str(error.value) == (
+        "teacher logits (2, 4, 5) do not match student logits (4, 3) "
+        "(expected [K, B, C] and [B, C])"
+    )
+    with pytest.raises(ValueError) as error:
+        DistillationLoss(teacher_weights=[1.0, 1.0, 1.0])(student, teachers)
+    assert str(error.value) == "3 teacher_weights given for 2 teachers"
+
+
+def test_kd_defaults_and_weights_reach_the_loss():
+    from speechbrain_kd.losses import DistillationLoss, distillation_loss
+
+    student, teachers = torch.randn(4, 3), torch.randn(2, 4, 3)
+    default = DistillationLoss(temperature=2.0)(student, teachers)
+    plain = DistillationLoss(temperature=2.0, t2_scaling=False)
+    assert torch.allclose(default, 4 * plain(student, teachers))  # T^2
+    first_only = DistillationLoss(teacher_weights=[1.0, 0.0])
+    assert torch.allclose(
+        first_only(student, teachers),
+        distillation_loss(student, teachers[:1]),
+    )
+    ints = distillation_loss(student, teachers, teacher_weights=[1, 3])
+    floats = distillation_loss(student, teachers, teacher_weights=[1.0, 3.0])
+    assert torch.allclose(ints, floats)
+
+
+def test_per_clip_loss_keeps_the_hard_label_term_per_clip():
+    from speechbrain_kd.losses import distillation_loss
+
+    student, teachers = torch.randn(4, 3), torch.randn(1, 4, 3)
+    targets = torch.tensor([0, 1, 2, 0])
+    per_clip = distillation_loss(
+        student, teachers, targets, hard_label_weight=0.5, reduction="none"
+    )
+    kd = distillation_loss(student, teachers, reduction="none")
+    ce = torch.nn.functional.cross_entropy(student, targets, reduction="none")
+    assert per_clip.shape == (4,)
+    assert torch.allclose(per_clip, 0.5 * ce + 0.5 * kd)
+
+
+def test_half_precision_logits_are_computed_in_float32():
+    from speechbrain_kd.losses import distillation_loss
+
+    student = torch.randn(4, 3).to(torch.bfloat16)
+    teachers = torch.randn(2, 4, 3).to(torch.bfloat16)
+    loss = distillation_loss(student, teachers, teacher_weights=[1.0, 2.0])
+    assert loss.dtype == torch.float32
+    exact = distillation_loss(
+        student.float(), teachers.float(), teacher_weights=[1.0, 2.0]
+    )
+    assert torch.allclose(loss, exact, atol=1e-6)
+    double = distillation_loss(student.double(), teachers.float())
+    assert double.dtype == torch.float64
