@@ -266,9 +266,9 @@ def test_messages_name_what_is_wrong(tmp_path, teachers):
     )
     fast = make_phase(tmp_path / "fast", 5, rate=16000)
     with pytest.raises(ValueError) as error:
-        TeacherEnsemble.from_phase_folders([teachers[0], teachers[1], fast])
+        TeacherEnsemble.from_phase_folders([teachers[0], fast, teachers[1]])
     assert str(error.value) == (
-        f"teacher '2:fast' ({fast}) takes 16000 Hz but teacher '0:t0' "
+        f"teacher '1:fast' ({fast}) takes 16000 Hz but teacher '0:t0' "
         f"({teachers[0]}) takes {RATE} Hz: teachers must share one "
         "sample rate"
     )
