@@ -243,3 +243,72 @@ def test_bad_settings_are_named(kw, message):
 def test_bad_epoch_is_named(epoch):
     with pytest.raises(ValueError, match="epoch must be an int >= 0"):
         sampler().set_epoch(epoch)
+
+
+def test_messages_are_whole():
+    labels = ["a", "b", "c", "c"]
+    cases = [
+        (
+            (labels, "ab", 2),
+            "target_labels='ab': give a list of labels, e.g. ['metro', "
+            "'tram'], not one string",
+        ),
+        (([], ["a", "b"], 2), "labels is empty: the dataset has no item"),
+        (
+            (labels, ["a", "a"], 2),
+            "target_labels=['a', 'a']: needs distinct labels (the "
+            "specialist's target pair)",
+        ),
+        (
+            (labels, ["a", "z"], 2),
+            "target label(s) ['z'] have no clip in the dataset; its labels "
+            "are ['a', 'b', 'c']",
+        ),
+        (
+            (["a", "b"], ["a", "b"], 2),
+            "every clip belongs to the target labels ['a', 'b']: no "
+            "non-target clip to fill the other half of the batches",
+        ),
+        (
+            ([torch.tensor([1, 2]), 3], [3], 2),
+            "a label must be a single value, got tensor([1, 2])",
+        ),
+    ]
+    for args, text in cases:
+        with pytest.raises(ValueError) as error:
+            PairFocusedBatchSampler(*args)
+        assert str(error.value) == text
+    with pytest.raises(ValueError) as error:
+        PairFocusedBatchSampler(
+            ["a", "b", "c"], ["a", "b"], 2, allow_repeats=False
+        )
+    assert str(error.value) == (
+        "1 non-target clips cannot match the 2 target clips of an epoch "
+        "without repeats: set allow_repeats=True or use a larger dataset"
+    )
+    with pytest.raises(TypeError) as error:
+        PairFocusedBatchSampler.from_dataset([1, 2], "scene", ["a"], 2)
+    assert str(error.value) == (
+        "from_dataset needs a SpeechBrain DynamicItemDataset, got list; "
+        "pass labels to the constructor"
+    )
+
+
+def test_labels_of_mixed_types_are_listed_and_defaults_hold():
+    # Integer and text labels together: listed, not a TypeError from sort.
+    with pytest.raises(ValueError, match=r"its labels are \[1, 'a'\]"):
+        PairFocusedBatchSampler([1, "a", "a"], [2], 2)
+    sampler = PairFocusedBatchSampler(["a", "b", "c", "c"], ["a", "b"], 2)
+    assert sampler.target_labels == ["a", "b"]
+    explicit = PairFocusedBatchSampler(
+        ["a", "b", "c", "c"], ["a", "b"], 2, seed=0
+    )
+    sampler.set_epoch(3)
+    explicit.set_epoch(3)
+    assert list(sampler) == list(explicit)  # the default seed is 0
+    # As many non-target clips as target clips: enough without repeats.
+    exact = PairFocusedBatchSampler(
+        ["a", "b", "c", "d"], ["a", "b"], 2, allow_repeats=False
+    )
+    for batch in exact:
+        assert len(batch) == 2
