@@ -42,7 +42,6 @@ CORE_MODULES = {
     "brain": [
         "tests/unittests/test_brain.py",
         "tests/unittests/test_brain_results.py",
-        "tests/unittests/test_specialist_step.py",
     ],
     "reference": ["tests/unittests/test_reference.py"],
 }
