@@ -114,7 +114,9 @@ def test_results_agree_with_the_predictions(evaluated):
     assert written["pair_accuracy"] == pytest.approx(sum(in_pair) / 12)
     assert written["baseline_pair_errors"] == {"bus/park": 4}
     assert written["split"] == "test"
-    assert written["checkpoint_epoch"] == 3
+    # The epoch of the best checkpoint (the only one kept), loaded to test.
+    (best,) = evaluated["brain"].checkpointer.list_checkpoints()
+    assert written["checkpoint_epoch"] == best.meta["epoch"]
     # Per device (the column every clip has); "absent" is left out.
     devices = ["ab"[k % 2] for k in range(18)]
     assert set(written["accuracy_by"]) == {"device"}
@@ -148,8 +150,10 @@ def test_training_log_has_every_epoch_and_the_test(evaluated):
         assert " - train loss: " in line
         assert "valid loss: " in line and "valid accuracy: " in line
         assert "valid pair_accuracy: " in line
-    assert lines[3].startswith("epoch loaded: 3, split: valid - test loss: ")
-    assert lines[4].startswith("epoch loaded: 3, split: test - test loss: ")
+    (best,) = evaluated["brain"].checkpointer.list_checkpoints()
+    loaded = f"epoch loaded: {best.meta['epoch']}"
+    assert lines[3].startswith(f"{loaded}, split: valid - test loss: ")
+    assert lines[4].startswith(f"{loaded}, split: test - test loss: ")
     assert "test accuracy: " in lines[4] and "test pair_accuracy" in lines[4]
 
 
