@@ -98,14 +98,9 @@ def score_module(module, tests, work):
     # mutmut forks each mutant's test run from a process that has run the
     # tests once: torch's OpenMP threads do not survive a fork (the children
     # hang), so every library gets one thread.
-    single_thread = {
-        name: "1"
-        for name in (
-            "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-        )
-    }
+    single_thread = dict.fromkeys(
+        ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"
+    )
     subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--max-children", "2"],
         cwd=folder,
