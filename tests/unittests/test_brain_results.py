@@ -5,6 +5,8 @@ the learning-rate schedule, checked against what the predictions give."""
 import csv
 import json
 import logging
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,10 +27,14 @@ from tests.unittests.test_brain import (
 PAIR = ["bus", "park"]
 
 
-@pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
-    """A 3-epoch run with a target pair, then valid and test evaluations."""
-    tmp_path = tmp_path_factory.mktemp("run")
+@pytest.fixture
+def evaluated(tmp_path, monkeypatch):
+    """A 3-epoch run with a target pair, then valid and test evaluations.
+
+    One per test (a second): a module-wide run would be credited to the
+    first test alone by the mutation tool's coverage, which then runs only
+    that test against a mutant of what the others check.
+    """
     baseline = tmp_path / "baseline_results.json"
     # A baseline that put 3 bus clips in park and 1 park clip in bus.
     baseline.write_text(
@@ -55,6 +61,16 @@ def evaluated(tmp_path_factory):
     test = add_pipelines(toy_dataset(6, seed=1), encoder)
     for k, row in enumerate(test.data.values()):
         row["device"] = "ab"[k % 2]
+    import speechbrain_kd.brain as brain_module
+
+    plots = []
+    plot = brain_module.plot_confusion_matrix
+
+    def recorded_plot(matrix, labels, path, **options):
+        plots.append((Path(path).name, options))
+        return plot(matrix, labels, path, **options)
+
+    monkeypatch.setattr(brain_module, "plot_confusion_matrix", recorded_plot)
     lrs = []
     step = brain.on_stage_end
 
@@ -82,7 +98,13 @@ def evaluated(tmp_path_factory):
         "lrs": lrs,
         "log": log.read_text(),
         "test": test,
+        "plots": plots,
     }
+
+
+def loaded_checkpoint(brain):
+    """The checkpoint an evaluation loads: the best by the best key."""
+    return brain.checkpointer.find_checkpoint(max_key=brain.best_key)
 
 
 def predictions_of(folder, split):
@@ -114,8 +136,8 @@ def test_results_agree_with_the_predictions(evaluated):
     assert written["pair_accuracy"] == pytest.approx(sum(in_pair) / 12)
     assert written["baseline_pair_errors"] == {"bus/park": 4}
     assert written["split"] == "test"
-    # The epoch of the best checkpoint (the only one kept), loaded to test.
-    (best,) = evaluated["brain"].checkpointer.list_checkpoints()
+    # The epoch of the best checkpoint, the one loaded to test.
+    best = loaded_checkpoint(evaluated["brain"])
     assert written["checkpoint_epoch"] == best.meta["epoch"]
     # Per device (the column every clip has); "absent" is left out.
     devices = ["ab"[k % 2] for k in range(18)]
@@ -141,6 +163,18 @@ def test_each_split_has_its_files(evaluated):
     assert not (folder / "test_confusion_matrix.png").exists()
     assert evaluated["brain"].last_results == evaluated["results"]["test"]
 
+    def title(split):
+        percent = 100 * evaluated["results"][split]["accuracy"]
+        return f"{folder.name}: {split} accuracy {percent:.1f} %"
+
+    assert evaluated["plots"] == [
+        (f"{split_file}", {"title": title(split), "highlight_pairs": [PAIR]})
+        for split, split_file in (
+            ("valid", "valid_confusion_matrix.png"),
+            ("test", "confusion_matrix.png"),
+        )
+    ]
+
 
 def test_training_log_has_every_epoch_and_the_test(evaluated):
     lines = evaluated["log"].splitlines()
@@ -150,7 +184,7 @@ def test_training_log_has_every_epoch_and_the_test(evaluated):
         assert " - train loss: " in line
         assert "valid loss: " in line and "valid accuracy: " in line
         assert "valid pair_accuracy: " in line
-    (best,) = evaluated["brain"].checkpointer.list_checkpoints()
+    best = loaded_checkpoint(evaluated["brain"])
     loaded = f"epoch loaded: {best.meta['epoch']}"
     assert lines[3].startswith(f"{loaded}, split: valid - test loss: ")
     assert lines[4].startswith(f"{loaded}, split: test - test loss: ")
@@ -169,10 +203,23 @@ def test_learning_rate_follows_the_annealing(evaluated):
 def test_checkpoints_keep_the_best_by_the_best_key(evaluated):
     brain = evaluated["brain"]
     checkpoints = brain.checkpointer.list_checkpoints()
-    assert len(checkpoints) == 1  # only the best is kept
-    meta = checkpoints[0].meta
+    # The best by pair accuracy, and the latest when it is another one.
+    assert 1 <= len(checkpoints) <= 2
+    latest = max(c.meta["epoch"] for c in checkpoints)
+    assert latest == 3
+    meta = loaded_checkpoint(brain).meta
     assert set(meta) >= {"accuracy", "pair_accuracy", "epoch"}
-    assert "loss" not in meta
+    assert all("loss" not in c.meta for c in checkpoints)
+    # The loaded one has the best validation pair accuracy of the log.
+    logged = [
+        float(x)
+        for x in re.findall(
+            r"valid pair_accuracy: ([\d.e+-]+)", evaluated["log"]
+        )
+    ]
+    assert len(logged) == 3 and meta["pair_accuracy"] == pytest.approx(
+        max(logged), rel=1e-3
+    )
 
 
 def test_evaluation_logs_where_results_went(tmp_path, caplog):
@@ -416,3 +463,65 @@ def test_student_loss_is_the_kd_loss_with_the_labels(tmp_path):
         batch.label_encoded.data.view(-1),
     )
     assert torch.allclose(loss, expected)
+
+
+def test_a_checkpoint_without_random_state_still_resumes(tmp_path):
+    # Checkpoints written before the random state was saved have no file.
+    brain = make_brain(tmp_path, epochs=1)
+    data = add_pipelines(toy_dataset(4, 0), brain.hparams.label_encoder)
+    kwargs = {"batch_size": 4}
+    brain.fit(
+        brain.hparams.epoch_counter,
+        data,
+        data,
+        train_loader_kwargs=kwargs,
+        progressbar=False,
+    )
+    (state,) = (tmp_path / "save").glob("CKPT*/rng_state.ckpt")
+    state.unlink()
+    again = make_brain(tmp_path, epochs=2)
+    with pytest.warns(UserWarning, match="missing a load path for rng_state"):
+        again.fit(
+            again.hparams.epoch_counter,
+            data,
+            data,
+            train_loader_kwargs=kwargs,
+            progressbar=False,
+        )
+    assert again.hparams.epoch_counter.current == 2
+
+
+def test_nonfinite_messages_name_every_clip_and_view(tmp_path):
+    brain = make_brain(tmp_path)
+    del brain.hparams.epoch_counter
+    brain.step = 4
+    sig = torch.zeros(3, 8, 2)
+    sig[0, 0, 0] = float("nan")
+    sig[2, 1, 1] = float("inf")
+    teacher = torch.zeros(3, 8, 2)
+    teacher[1, 0, 0] = float("nan")
+    batch = sb.dataio.batch.PaddedBatch(
+        [
+            {"id": f"c{i}", "sig": sig[i], "teacher_sig": teacher[i]}
+            for i in range(3)
+        ]
+    )
+    with pytest.raises(FloatingPointError) as error:
+        brain._stop_if_nonfinite(
+            torch.tensor(float("nan")), batch, sb.Stage.TRAIN
+        )
+    assert str(error.value) == (
+        "train loss is nan at epoch ?, step 4: these clips hold NaN or "
+        "infinite samples: c0 (sig), c2 (sig), c1 (teacher_sig)"
+    )
+    finite = sb.dataio.batch.PaddedBatch(
+        [{"id": "c0", "sig": torch.zeros(8, 2)}]
+    )
+    with pytest.raises(FloatingPointError) as error:
+        brain._stop_if_nonfinite(
+            torch.tensor(float("inf")), finite, sb.Stage.VALID
+        )
+    assert str(error.value) == (
+        "valid loss is inf: the inputs are finite, so training diverged "
+        "(lower lr, or check the model and precision); the batch: ['c0']"
+    )
