@@ -424,7 +424,7 @@ class SceneClassificationBrain(sb.Brain):
         report = classification_report(
             targets.tolist(), predictions.tolist(), labels
         )
-        pairs = self._target_pairs(labels)
+        pairs = self._target_pairs()
         for pair_name, pair in pairs.items():
             report.setdefault("pair_errors", {})[pair_name] = pair_errors(
                 report["confusion_matrix"], labels, pair
@@ -463,7 +463,7 @@ class SceneClassificationBrain(sb.Brain):
         counter = getattr(self.hparams, "epoch_counter", None)
         return counter.current if counter is not None else None
 
-    def _target_pairs(self, labels):
+    def _target_pairs(self):
         pairs = getattr(self.hparams, "target_pairs", None) or []
         return {"/".join(pair): list(pair) for pair in pairs if pair}
 
@@ -478,7 +478,7 @@ class SceneClassificationBrain(sb.Brain):
                 name: pair_errors(
                     reference["confusion_matrix"], reference["labels"], pair
                 )
-                for name, pair in self._target_pairs(report["labels"]).items()
+                for name, pair in self._target_pairs().items()
             }
         report["split"] = split
         report["checkpoint_epoch"] = self._epoch_loaded()
@@ -495,7 +495,7 @@ class SceneClassificationBrain(sb.Brain):
             out / plot_name,
             title=f"{Path(out).name}: {split} accuracy "
             f"{100 * report['accuracy']:.1f} %",
-            highlight_pairs=list(self._target_pairs(report["labels"]).values()),
+            highlight_pairs=list(self._target_pairs().values()),
         )
         self.last_results = report
         logger.info(

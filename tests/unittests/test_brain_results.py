@@ -525,3 +525,77 @@ def test_nonfinite_messages_name_every_clip_and_view(tmp_path):
         "valid loss is inf: the inputs are finite, so training diverged "
         "(lower lr, or check the model and precision); the batch: ['c0']"
     )
+
+
+def record_validation(brain, epoch, targets, predictions):
+    """One validation epoch whose predictions are given, then its end."""
+    brain.hparams.epoch_counter.current = epoch
+    brain.on_stage_start(sb.Stage.VALID, epoch)
+    brain._records["ids"].extend(f"clip{k}" for k in range(len(targets)))
+    brain._records["targets"].append(torch.tensor(targets))
+    brain._records["log_probs"].append(
+        torch.nn.functional.one_hot(torch.tensor(predictions), 3)
+        .float()
+        .log_softmax(-1)
+    )
+    brain.on_stage_end(sb.Stage.VALID, 1.0, epoch)
+
+
+def test_evaluation_loads_the_best_checkpoint_not_the_latest(tmp_path):
+    log = tmp_path / "train_log.txt"
+    brain = make_brain(
+        tmp_path,
+        epochs=2,
+        target_pairs=[["bus", "park"]],
+        train_logger=FileTrainLogger(log),
+    )
+    brain.init_optimizers()
+    targets = [0, 2, 2]  # one clip of the pair
+    for epoch, predictions in ((1, [0, 2, 2]), (2, [1, 0, 2])):
+        with torch.no_grad():  # weights that tell the epochs apart
+            for p in brain.modules.classifier.parameters():
+                p.fill_(float(epoch))
+        record_validation(brain, epoch, targets, predictions)
+    kept = {
+        c.meta["epoch"]: c.meta for c in brain.checkpointer.list_checkpoints()
+    }
+    assert sorted(kept) == [1, 2]  # the best and the latest
+    assert kept[1]["pair_accuracy"] == 1.0 and kept[2]["pair_accuracy"] == 0.0
+    # Without an annealing schedule the optimiser's rate is logged; no
+    # training stage ran, so there are no train stats.
+    first = log.read_text().splitlines()[0]
+    assert first.startswith("epoch: 1, lr: 5.00e-02 - valid loss: ")
+    test = add_pipelines(toy_dataset(3, seed=1), brain.hparams.label_encoder)
+    results = brain.evaluate_split(test, "test", progressbar=False)
+    assert results["checkpoint_epoch"] == 1
+    for p in brain.modules.classifier.parameters():
+        assert torch.all(p == 1.0)
+
+
+def test_loader_workers_are_shared_by_the_node_processes(tmp_path, monkeypatch):
+    import speechbrain_kd.brain as brain_module
+
+    calls = []
+    options = brain_module.loader_options
+
+    def recorded(loader_kwargs, device="cpu", processes=1):
+        calls.append((str(device), processes))
+        return options(loader_kwargs, device, processes)
+
+    monkeypatch.setattr(brain_module, "loader_options", recorded)
+    brain = make_brain(tmp_path)
+    data = add_pipelines(toy_dataset(2, 0), brain.hparams.label_encoder)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    brain.make_dataloader(data, sb.Stage.VALID, batch_size=2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")
+    brain.make_dataloader(data, sb.Stage.VALID, batch_size=2)
+    assert calls == [("cpu", 1), ("cpu", 3)]
+
+
+def test_optimisers_of_a_brain_without_center_loss(tmp_path):
+    brain = make_brain(tmp_path)
+    del brain.modules["center_loss"]
+    brain.init_optimizers()
+    assert not hasattr(brain, "center_optimizer")
+    params = {id(p) for g in brain.optimizer.param_groups for p in g["params"]}
+    assert params == {id(p) for p in brain.modules.parameters()}
