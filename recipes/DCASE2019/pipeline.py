@@ -349,9 +349,9 @@ class Pipeline:
         if stamp.is_file():
             previous = json.loads(stamp.read_text())
             if previous.get("digest") != digest:
-                state = "finished" if finished else "interrupted"
+                state = "a finished" if finished else "an interrupted"
                 raise SystemExit(
-                    f"{folder} holds an {state} {name} made with other "
+                    f"{folder} holds {state} {name} made with other "
                     f"settings ({changed_settings(previous, settings)}); "
                     "use another --output_folder or delete it"
                 )

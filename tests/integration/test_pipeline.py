@@ -108,7 +108,9 @@ def test_changed_settings_are_refused(pipeline_run, tiny_demo):
         check=False,
     )
     assert result.returncode != 0
-    assert "other settings" in result.stderr
+    assert "holds a finished baseline made with other settings" in (
+        result.stderr
+    )
 
 
 def test_output_folder_through_a_symbolic_link_is_the_same_run(
