@@ -110,3 +110,14 @@ def test_grouped_accuracy_needs_one_group_per_clip():
         ValueError, match="^2 targets, 2 predictions and 1 groups: one of"
     ):
         grouped_accuracy([0, 1], [0, 1], ["a"])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_whole_float_indices_of_any_precision_are_class_indices(dtype):
+    # Indices that went through a float tensor (torch's default float32).
+    targets, predictions = [0, 2, 1, 2], [0, 1, 1, 2]
+    as_floats = [np.array(v, dtype=dtype) for v in (targets, predictions)]
+    assert np.array_equal(
+        confusion_matrix(*as_floats, 3),
+        confusion_matrix(targets, predictions, 3),
+    )

@@ -3,6 +3,7 @@ completeness, atomic writes, lookups)."""
 
 import csv
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -153,8 +154,13 @@ def test_changed_manifest_invalidates(setup):
 def test_changed_audio_invalidates(setup):
     build(setup)
     write_clip(setup[0] / "data" / "clip2.wav", 42)  # new content, same path
-    with pytest.raises(RuntimeError, match="audio files changed"):
+    with pytest.raises(RuntimeError) as error:
         build(setup, rebuild="never")
+    assert re.search(
+        r"soft-label cache \S+ is stale: audio files changed \(size or "
+        r"modification time\)",
+        str(error.value),
+    )
 
 
 @pytest.mark.parametrize(
@@ -580,3 +586,18 @@ def test_teacher_soft_labels_loads_the_phases(setup):
     assert cached.logits.shape == (6, 1, 2, 3)
     with pytest.raises(ValueError, match="but the student has"):
         teacher_soft_labels("online", teachers, ["c", "b", "a"], "cpu")
+
+
+def test_crop_views_cover_the_clip_from_first_to_last_position():
+    from speechbrain_kd.soft_labels import _crop_start
+
+    # One view: the centre (a whole sample index).
+    assert _crop_start(100, 40, 0, 1) == 30
+    assert _crop_start(101, 40, 0, 1) == 30
+    assert isinstance(_crop_start(101, 40, 0, 1), int)
+    # Several views: evenly spaced, the first at 0, the last at the end.
+    assert [_crop_start(100, 40, v, 4) for v in range(4)] == [0, 20, 40, 60]
+    # A clip no longer than the crop: every view starts at 0.
+    for length in (30, 40):
+        assert [_crop_start(length, 40, v, 3) for v in range(3)] == [0, 0, 0]
+        assert _crop_start(length, 40, 0, 1) == 0
