@@ -226,6 +226,8 @@ class SoftLabelCache:
         ...     Fake(), path, 16000, 2)
         >>> sorted(digests), settings["sample_rate"]
         (['audio', 'manifest', 'settings', 'teachers'], 16000)
+        >>> settings["n_crop_views"], settings["crop_seconds"]  # whole clips
+        (0, None)
         """
         settings = {
             "format_version": FORMAT_VERSION,
