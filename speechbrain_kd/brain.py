@@ -45,7 +45,7 @@ from speechbrain.utils.repro import SaveableGenerator
 from speechbrain_kd.dataio import loader_options
 from speechbrain_kd.files import write_json_atomic, write_text_atomic
 from speechbrain_kd.labels import encoder_labels
-from speechbrain_kd.losses import mixup
+from speechbrain_kd.losses import mix_teacher_logits, mixup
 from speechbrain_kd.metrics import classification_report, grouped_accuracy
 from speechbrain_kd.pairs import pair_errors
 from speechbrain_kd.plots import plot_confusion_matrix
@@ -98,17 +98,24 @@ class SceneClassificationBrain(sb.Brain):
         batch = batch.to(self.device, non_blocking=True)  # pinned: async
         wavs, lengths = batch.sig
         targets = batch.label_encoded.data.view(-1)
-        mix = None
+        mix = partners = None
         if stage == sb.Stage.TRAIN:
             wavs = self._random_gain(wavs)
         if stage == sb.Stage.TRAIN and self._mixup_active():
-            wavs, targets_b, lam = mixup(
-                wavs, targets, alpha=self.hparams.mixup_alpha
+            # Mixing the batch's indices gives the partner of every clip.
+            order = torch.arange(len(targets), device=targets.device)
+            wavs, partners, lam = mixup(
+                wavs, order, alpha=self.hparams.mixup_alpha
             )
-            mix = (targets_b, lam)
+            mix = (targets[partners], lam)
         embeddings = self.modules.embedding_model(wavs, lengths)
         logits = self.modules.classifier(embeddings)
-        return {"logits": logits, "embeddings": embeddings, "mix": mix}
+        return {
+            "logits": logits,
+            "embeddings": embeddings,
+            "mix": mix,
+            "partners": partners,
+        }
 
     def _random_gain(self, wavs):
         """Scale each clip by a gain uniform in +-``gain_jitter_db`` dB."""
@@ -570,15 +577,33 @@ class DistillationBrain(SceneClassificationBrain):
     True
     """
 
-    def _mixup_active(self):
-        # Teachers see the unmixed clip: mixing would break the soft label.
-        return False
-
     def training_loss(self, predictions, batch, targets):
-        """The distillation loss against the teachers' logits."""
+        """The distillation loss against the teachers' logits.
+
+        With mixup (``mixup_alpha`` > 0, off in the paper's recipe) the
+        student sees ``lam * clip + (1 - lam) * partner`` and learns the same
+        mix of the two clips' soft labels
+        (:func:`~speechbrain_kd.losses.mix_teacher_logits`), with the
+        hard-label term, if any, mixed as in the parent.
+        """
+        logits, mix = predictions["logits"], predictions["mix"]
         teacher_logits = self.hparams.soft_labels.teacher_logits(batch)
-        return self.hparams.kd_loss(
-            predictions["logits"],
-            teacher_logits.to(predictions["logits"].device),
-            targets,
+        teacher_logits = teacher_logits.to(logits.device)
+        kd_loss = self.hparams.kd_loss
+        if mix is None:
+            return kd_loss(logits, teacher_logits, targets)
+        temperature = getattr(kd_loss, "config", {}).get("temperature")
+        if temperature is None:
+            raise ValueError(
+                "mixup_alpha > 0 in distillation mixes the soft labels at "
+                f"the loss's temperature, and kd_loss {kd_loss!r} has none "
+                "(use speechbrain_kd.losses.DistillationLoss)"
+            )
+        targets_b, lam = mix
+        mixed = mix_teacher_logits(
+            teacher_logits, predictions["partners"], lam, temperature
+        )
+        # The soft term is the same in both; only the hard term is mixed.
+        return lam * kd_loss(logits, mixed, targets) + (1 - lam) * kd_loss(
+            logits, mixed, targets_b
         )

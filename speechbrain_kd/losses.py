@@ -149,6 +149,48 @@ def mixup(inputs, targets, alpha, generator=None):
     return mixed, targets[perm.to(targets.device)], lam
 
 
+def mix_teacher_logits(teacher_logits, partners, lam, temperature):
+    """Teacher logits for a mixed batch: the mix of the two clips' labels.
+
+    When the student sees ``lam * x_i + (1 - lam) * x_partners[i]``
+    (:func:`mixup`), its soft label is the same mix of the two clips'
+    posteriors at ``temperature``: the returned logits ``z`` are such that
+    ``softmax(z / T) = lam * softmax(t_i / T) + (1 - lam) *
+    softmax(t_partner / T)`` for every teacher, so any loss that softens
+    teacher logits by ``T`` sees the mixed soft label (Beyer et al.,
+    "Knowledge distillation: A good teacher is patient and consistent",
+    CVPR 2022: the teacher's label must match the student's input).
+
+    Arguments
+    ---------
+    teacher_logits : torch.Tensor
+        ``[K, B, C]`` or ``[B, C]``.
+    partners : torch.Tensor
+        ``[B]`` indices into the batch (the permutation of :func:`mixup`).
+    lam : float
+        Weight of each clip itself, 0 to 1.
+    temperature : float
+
+    Returns
+    -------
+    torch.Tensor
+        Like ``teacher_logits``.
+
+    Example
+    -------
+    >>> t = torch.tensor([[4.0, 0.0], [0.0, 2.0]])
+    >>> z = mix_teacher_logits(t, torch.tensor([1, 0]), 0.75, 2.0)
+    >>> mixed = 0.75 * (t / 2).softmax(-1) + 0.25 * (t[[1, 0]] / 2).softmax(-1)
+    >>> torch.allclose((z / 2).softmax(-1), mixed)
+    True
+    """
+    log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    # log(0) = -inf keeps lam = 0 or 1 exact (logaddexp ignores that term).
+    own, other = torch.tensor([lam, 1.0 - lam], dtype=log_p.dtype).log()
+    mixed = torch.logaddexp(log_p + own, log_p[..., partners, :] + other)
+    return temperature * mixed
+
+
 REDUCTIONS = ("mean", "sum", "none")
 TEACHER_REDUCTIONS = ("sum", "mean")
 ENSEMBLES = ("per_teacher", "average_probs")

@@ -97,13 +97,6 @@ def test_mixup_starts_at_its_epoch(tmp_path, current, active):
     assert brain._mixup_active() is active
 
 
-def test_distillation_never_mixes(tmp_path):
-    brain = make_brain(
-        tmp_path, DistillationBrain, mixup_alpha=0.2, mixup_start_epoch=0
-    )
-    assert brain._mixup_active() is False
-
-
 def test_mixed_loss_weights_both_targets(tmp_path):
     brain = make_brain(tmp_path)
     logits = torch.randn(4, 3)

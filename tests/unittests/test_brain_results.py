@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -599,3 +600,86 @@ def test_optimisers_of_a_brain_without_center_loss(tmp_path):
     assert not hasattr(brain, "center_optimizer")
     params = {id(p) for g in brain.optimizer.param_groups for p in g["params"]}
     assert params == {id(p) for p in brain.modules.parameters()}
+
+
+class KeyedTeachers:
+    """Two teachers whose logits are a function of each clip's ID."""
+
+    def teacher_logits(self, batch):
+        rows = [
+            torch.randn(2, 3, generator=torch.Generator().manual_seed(seed))
+            for seed in (zlib.crc32(i.encode()) for i in batch.id)
+        ]
+        return 3 * torch.stack(rows, dim=1)  # [K, B, C]
+
+
+def test_mixed_student_learns_the_mix_of_the_soft_labels(tmp_path):
+    from speechbrain_kd.brain import DistillationBrain
+    from speechbrain_kd.losses import DistillationLoss, mix_teacher_logits
+
+    kd = DistillationLoss(temperature=2.0, hard_label_weight=0.5)
+    brain = make_brain(
+        tmp_path,
+        DistillationBrain,
+        kd_loss=kd,
+        soft_labels=KeyedTeachers(),
+        mixup_alpha=0.4,
+        mixup_start_epoch=0,
+    )
+    batch = toy_batch(brain)
+    wavs, _ = batch.sig
+    targets = batch.label_encoded.data.view(-1)
+    recorded = []
+    forward = brain.modules.embedding_model.forward
+
+    def record(mixed, lengths=None):
+        recorded.append(mixed)
+        return forward(mixed, lengths)
+
+    brain.modules.embedding_model.forward = record
+    torch.manual_seed(5)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    targets_b, lam = out["mix"]
+    partners = out["partners"]
+    assert 0 < lam < 1 and not torch.equal(partners, torch.arange(8))
+    # The partners are the clips each clip was mixed with.
+    expected_input = lam * wavs + (1 - lam) * wavs[partners]
+    assert torch.allclose(recorded[0], expected_input)
+    assert torch.equal(targets_b, targets[partners])
+    del brain.modules["center_loss"]
+    loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    teacher = KeyedTeachers().teacher_logits(batch)
+    mixed = mix_teacher_logits(teacher, partners, lam, 2.0)
+    expected = lam * kd(out["logits"], mixed, targets) + (1 - lam) * kd(
+        out["logits"], mixed, targets_b
+    )
+    assert torch.allclose(loss, expected)
+    # Not the unmixed soft labels, nor the partner's alone.
+    for other in (teacher, teacher[:, partners]):
+        assert not torch.allclose(loss, kd(out["logits"], other, targets))
+
+
+def test_mixed_distillation_needs_a_loss_with_a_temperature(tmp_path):
+    from speechbrain_kd.brain import DistillationBrain
+
+    def plain_kd(student, teachers, targets):
+        return student.sum()
+
+    brain = make_brain(
+        tmp_path,
+        DistillationBrain,
+        kd_loss=plain_kd,
+        soft_labels=KeyedTeachers(),
+        mixup_alpha=0.4,
+    )
+    batch = toy_batch(brain)
+    out = brain.compute_forward(batch, sb.Stage.TRAIN)
+    with pytest.raises(ValueError) as error:
+        brain.compute_objectives(out, batch, sb.Stage.TRAIN)
+    assert str(error.value).startswith(
+        "mixup_alpha > 0 in distillation mixes the soft labels at the "
+        "loss's temperature, and kd_loss <function"
+    )
+    assert str(error.value).endswith(
+        "has none (use speechbrain_kd.losses.DistillationLoss)"
+    )

@@ -7,6 +7,7 @@ from speechbrain_kd.losses import (
     CenterLoss,
     DistillationLoss,
     distillation_loss,
+    mix_teacher_logits,
     mixup,
 )
 
@@ -413,3 +414,24 @@ def test_half_precision_logits_are_computed_in_float32():
     assert torch.allclose(loss, exact, atol=1e-6)
     double = distillation_loss(student.double(), teachers.float())
     assert double.dtype == torch.float64
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
+def test_mixed_teacher_logits_soften_to_the_mixed_posteriors(lam):
+    teachers = 4 * torch.randn(
+        3, 6, 5, generator=torch.Generator().manual_seed(1)
+    )
+    partners = torch.tensor([3, 0, 5, 1, 2, 4])
+    for temperature in (1.0, 2.0):
+        mixed = mix_teacher_logits(teachers, partners, lam, temperature)
+        assert mixed.shape == teachers.shape and torch.isfinite(mixed).all()
+        own = (teachers / temperature).softmax(-1)
+        other = (teachers[:, partners] / temperature).softmax(-1)
+        got = (mixed / temperature).softmax(-1)
+        # Each teacher's own posteriors are mixed, not the ensemble's.
+        assert torch.allclose(got, lam * own + (1 - lam) * other, atol=1e-6)
+    # One teacher as [B, C].
+    single = mix_teacher_logits(teachers[0], partners, lam, 2.0)
+    assert torch.allclose(
+        single, mix_teacher_logits(teachers, partners, lam, 2.0)[0]
+    )
