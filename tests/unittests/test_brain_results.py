@@ -225,12 +225,17 @@ def test_checkpoints_keep_the_best_by_the_best_key(evaluated):
 
 def test_evaluation_logs_where_results_went(tmp_path, caplog):
     brain = make_brain(tmp_path, epochs=1)
+    with torch.no_grad():  # every clip predicted "park": accuracy 1/3
+        brain.modules.embedding_model.scale.weight.zero_()
+        brain.modules.embedding_model.scale.bias.fill_(1.0)
+        brain.modules.classifier.linear.weight.zero_()
+        brain.modules.classifier.linear.weight[LABELS.index("park")] = 1.0
     test = add_pipelines(toy_dataset(2, seed=1), brain.hparams.label_encoder)
     with caplog.at_level(logging.INFO, "speechbrain_kd.brain"):
         results = brain.evaluate_split(test, "test", progressbar=False)
+    assert results["accuracy"] == pytest.approx(1 / 3)
     assert (
-        f"test accuracy {100 * results['accuracy']:.2f} % written to "
-        f"{tmp_path / 'test_results.json'}"
+        f"test accuracy 33.33 % written to {tmp_path / 'test_results.json'}"
     ) in [r.getMessage() for r in caplog.records]
     # No target pair: no pair fields; no accuracy_by setting: none.
     assert "pair_errors" not in results and "pair_accuracy" not in results
