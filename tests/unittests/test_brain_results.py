@@ -282,6 +282,19 @@ def toy_batch(brain, n=8, seed=0):
     return sb.dataio.batch.PaddedBatch([data[i] for i in range(len(data))])
 
 
+def record_model_inputs(brain):
+    """``[(waveforms, lengths), ...]`` the embedding model receives."""
+    calls = []
+    forward = brain.modules.embedding_model.forward
+
+    def record(wavs, lengths=None):
+        calls.append((wavs, lengths))
+        return forward(wavs, lengths)
+
+    brain.modules.embedding_model.forward = record
+    return calls
+
+
 def test_mixed_batch_and_its_center_loss(tmp_path):
     brain = make_brain(tmp_path, mixup_alpha=0.4, mixup_start_epoch=0)
     batch = toy_batch(brain)
@@ -293,17 +306,10 @@ def test_mixed_batch_and_its_center_loss(tmp_path):
     # The mixed clips are lam * clip + (1 - lam) * its partner's clip.
     partner = [int((targets == t).nonzero()[0]) for t in targets_b]
     assert 0 < lam < 1 and not torch.equal(targets_b, targets)
-    seen = brain.modules.embedding_model.forward
-    recorded = []
-
-    def record(mixed, lengths=None):
-        recorded.append(mixed)
-        return seen(mixed, lengths)
-
-    brain.modules.embedding_model.forward = record
+    recorded = record_model_inputs(brain)
     torch.manual_seed(3)
     brain.compute_forward(batch, sb.Stage.TRAIN)
-    mixed = recorded[0]
+    mixed = recorded[0][0]
     for i, j in enumerate(partner):
         expected = lam * wavs[i] + (1 - lam) * wavs[j]
         if targets_b[i] == targets[j] and torch.allclose(mixed[i], expected):
@@ -334,11 +340,7 @@ def test_unmixed_loss_adds_the_center_loss(tmp_path):
 
 def test_the_model_gets_the_relative_lengths(tmp_path):
     brain = make_brain(tmp_path)
-    lengths_seen = []
-    forward = brain.modules.embedding_model.forward
-    brain.modules.embedding_model.forward = lambda w, lengths=None: (
-        lengths_seen.append(lengths) or forward(w, lengths)
-    )
+    recorded = record_model_inputs(brain)
     batch = sb.dataio.batch.PaddedBatch(
         [
             {"id": "a", "sig": torch.zeros(64, 2), "label_encoded": 0},
@@ -346,7 +348,7 @@ def test_the_model_gets_the_relative_lengths(tmp_path):
         ]
     )
     brain.compute_forward(batch, sb.Stage.VALID)
-    assert lengths_seen[0].tolist() == [1.0, 0.5]
+    assert recorded[0][1].tolist() == [1.0, 0.5]
 
 
 def test_mixup_defaults(tmp_path):
@@ -444,28 +446,32 @@ def test_no_manifest_rows_no_groups_and_no_counter(tmp_path):
     assert results["checkpoint_epoch"] is None
 
 
+class KeyedTeachers:
+    """Two teachers whose logits are a function of each clip's ID."""
+
+    def teacher_logits(self, batch):
+        rows = [
+            torch.randn(2, 3, generator=torch.Generator().manual_seed(seed))
+            for seed in (zlib.crc32(i.encode()) for i in batch.id)
+        ]
+        return 3 * torch.stack(rows, dim=1)  # [K, B, C]
+
+
 def test_student_loss_is_the_kd_loss_with_the_labels(tmp_path):
     from speechbrain_kd.brain import DistillationBrain
     from speechbrain_kd.losses import DistillationLoss
 
-    class Teachers:
-        def teacher_logits(self, batch):
-            return torch.randn(2, len(batch.id), 3, generator=self.generator)
-
-    teachers = Teachers()
     kd = DistillationLoss(temperature=2.0, hard_label_weight=0.5)
     brain = make_brain(
-        tmp_path, DistillationBrain, kd_loss=kd, soft_labels=teachers
+        tmp_path, DistillationBrain, kd_loss=kd, soft_labels=KeyedTeachers()
     )
     del brain.modules["center_loss"]
     batch = toy_batch(brain)
     out = brain.compute_forward(batch, sb.Stage.TRAIN)
-    teachers.generator = torch.Generator().manual_seed(0)
     loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
-    teachers.generator = torch.Generator().manual_seed(0)
     expected = kd(
         out["logits"],
-        teachers.teacher_logits(batch),
+        KeyedTeachers().teacher_logits(batch),
         batch.label_encoded.data.view(-1),
     )
     assert torch.allclose(loss, expected)
@@ -607,17 +613,6 @@ def test_optimisers_of_a_brain_without_center_loss(tmp_path):
     assert params == {id(p) for p in brain.modules.parameters()}
 
 
-class KeyedTeachers:
-    """Two teachers whose logits are a function of each clip's ID."""
-
-    def teacher_logits(self, batch):
-        rows = [
-            torch.randn(2, 3, generator=torch.Generator().manual_seed(seed))
-            for seed in (zlib.crc32(i.encode()) for i in batch.id)
-        ]
-        return 3 * torch.stack(rows, dim=1)  # [K, B, C]
-
-
 def test_mixed_student_learns_the_mix_of_the_soft_labels(tmp_path):
     from speechbrain_kd.brain import DistillationBrain
     from speechbrain_kd.losses import DistillationLoss, mix_teacher_logits
@@ -634,14 +629,7 @@ def test_mixed_student_learns_the_mix_of_the_soft_labels(tmp_path):
     batch = toy_batch(brain)
     wavs, _ = batch.sig
     targets = batch.label_encoded.data.view(-1)
-    recorded = []
-    forward = brain.modules.embedding_model.forward
-
-    def record(mixed, lengths=None):
-        recorded.append(mixed)
-        return forward(mixed, lengths)
-
-    brain.modules.embedding_model.forward = record
+    recorded = record_model_inputs(brain)
     torch.manual_seed(5)
     out = brain.compute_forward(batch, sb.Stage.TRAIN)
     targets_b, lam = out["mix"]
@@ -649,7 +637,7 @@ def test_mixed_student_learns_the_mix_of_the_soft_labels(tmp_path):
     assert 0 < lam < 1 and not torch.equal(partners, torch.arange(8))
     # The partners are the clips each clip was mixed with.
     expected_input = lam * wavs + (1 - lam) * wavs[partners]
-    assert torch.allclose(recorded[0], expected_input)
+    assert torch.allclose(recorded[0][0], expected_input)
     assert torch.equal(targets_b, targets[partners])
     del brain.modules["center_loss"]
     loss = brain.compute_objectives(out, batch, sb.Stage.TRAIN)
