@@ -80,8 +80,10 @@ def test_summary_reports_what_each_phase_wrote(pipeline_run):
 
 
 def test_linear_reference_learns_the_scenes(pipeline_run):
-    # Ten balanced scenes (chance 10 %) that differ in their spectra.
-    assert pipeline_run["summary"]["reference"]["accuracy"] >= 0.5
+    # Ten balanced scenes (chance 10 %) in seven groups that differ in
+    # their spectra (the three pairs differ only in time-frequency cues):
+    # a linear model on band statistics reaches at most about 70 %.
+    assert pipeline_run["summary"]["reference"]["accuracy"] >= 0.35
 
 
 def test_baseline_beats_chance(pipeline_run):

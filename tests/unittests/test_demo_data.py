@@ -313,3 +313,94 @@ def test_tau2022_layout_devices_names_and_nested_subsets(tmp_path):
     assert not (plain / "split_setup").exists()
     with pytest.raises(ValueError, match="layout='tau2023'"):
         check_options(layout="tau2023")
+
+
+# The confusable pairs differ only by cues a time-frequency model can see.
+PAIRS = [
+    ("airport", "shopping_mall"),
+    ("metro", "tram"),
+    ("street_pedestrian", "public_square"),
+]
+
+
+def peak_frequency(wave, rate):
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave)), 8 * len(wave)))
+    return np.fft.rfftfreq(8 * len(wave), 1 / rate)[spectrum.argmax()]
+
+
+@pytest.mark.parametrize("rising", [True, False])
+def test_chime_has_three_notes_rising_or_falling(rising):
+    rng = np.random.default_rng(0)
+    params = {"band": (500, 1500), "rising": rising}
+    for _ in range(10):
+        wave = demo_data._event(rng, "chime", 16000, params, 1.0)
+        notes = [peak_frequency(n, 16000) for n in np.split(wave, 3)]
+        steps = np.diff(notes) if rising else -np.diff(notes)
+        assert len(wave) == 3 * 1280 and (steps > 100).all(), notes
+        assert 480 < min(notes) and max(notes) < 1520, notes
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_chirp_sweeps_up_or_down_over_a_third_of_its_band(up):
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        wave = demo_data._event(
+            rng, "chirp", 16000, {"band": (2500, 5000), "up": up}, 1.0
+        )
+        quarter = len(wave) // 4
+        start = peak_frequency(wave[:quarter], 16000)
+        end = peak_frequency(wave[-quarter:], 16000)
+        # The peaks of the first and last quarters lie inside the sweep.
+        sweep = (end - start) if up else (start - end)
+        assert sweep > 2500 / 3 / 2, (start, end)
+
+
+def test_clicks_come_single_or_in_twos():
+    rng = np.random.default_rng(2)
+    rate, click = 16000, int(0.03 * 16000)
+    for _ in range(10):
+        single = demo_data._event(
+            rng, "click", rate, {"band": (1000, 5000)}, 1.0
+        )
+        double = demo_data._event(
+            rng, "click", rate, {"band": (1000, 5000), "repeat": 2}, 1.0
+        )
+        gap = len(double) - click
+        assert len(single) == click
+        assert 0.06 * rate <= gap <= 0.1 * rate
+        assert not double[click:gap].any()  # silence between the clicks
+        assert np.abs(double[:click]).max() > 0.3
+        assert np.abs(double[gap:]).max() > 0.3
+
+
+def band_levels(scene, clips, rng):
+    """Mean log energy in 16 bands of ``clips`` clips of ``scene``."""
+    style = {"gain": 0.5, "tilt": 0.0, "jitter": 1.0}
+    rate = 16000
+    levels = []
+    for _ in range(clips):
+        clip = demo_data.synthesize_clip(scene, style, rng, 2.0, rate, 1)
+        power = np.abs(np.fft.rfft(clip[:, 0])) ** 2
+        edges = np.geomspace(100, 7000, 17) * len(clip) / rate
+        levels.append(
+            [
+                10 * np.log10(power[int(lo) : int(hi)].mean())
+                for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+            ]
+        )
+    return np.mean(levels, axis=0)
+
+
+def test_pairs_alike_in_band_levels_unlike_other_scenes():
+    # What a linear model on band statistics sees: the two scenes of a
+    # pair nearly alike, every other scene clearly apart.
+    rng = np.random.default_rng(3)
+    levels = {scene: band_levels(scene, 12, rng) for scene in SCENES}
+
+    def distance(a, b):
+        return np.abs(levels[a] - levels[b]).mean()  # dB
+
+    for a, b in PAIRS:
+        inside = distance(a, b)
+        outside = min(distance(a, c) for c in SCENES if c not in (a, b))
+        assert inside < outside / 5, (a, b, inside, outside)
