@@ -92,13 +92,9 @@ MAX_ITD_SECONDS = 0.0006
 MIN_TAIL = 24
 
 # Background: (low Hz, high Hz, tilt dB/octave); events: (kind, rate per
-# second, level, parameters). Pairs share most entries on purpose.
-# The pairs differ only by a cue that has the same energy in every band
-# and the same spread over time in both scenes (chimes rising or falling,
-# chirps sweeping up or down, clicks single or in twos): band statistics
-# cannot tell the pair apart, a network that sees time-frequency shapes
-# can, as with real scenes. The cues' levels are set so that a small
-# baseline confuses the pairs and a specialist trained on them fixes part.
+# second, level, parameters). The two scenes of a pair share every entry
+# but their cue (see the module docstring), whose level is set so that a
+# small baseline confuses the pair and a specialist trained on it fixes part.
 SCENE_RECIPES = {
     "airport": {
         "background": (100, 4000, -3.0),
@@ -231,7 +227,7 @@ def _event(rng, kind, rate, params, jitter):
             train = np.zeros(gap * (params["repeat"] - 1) + n)
             for k in range(params["repeat"]):
                 train[k * gap : k * gap + n] += wave * window
-            return train / (np.abs(train).max() + 1e-9)
+            wave, window = train, 1.0
     elif kind == "chime":
         # Three notes of a chime, rising or falling.
         note = int(0.08 * rate)
