@@ -43,6 +43,34 @@ finally:
 """
 
 
+def pytest_addoption(parser):
+    """``--orderings``: also run the paper's orderings over seeds."""
+    group = parser.getgroup("speechbrain-kd")
+    group.addoption(
+        "--orderings",
+        action="store_true",
+        help="run the paper's orderings over three seeds of the default "
+        "demo pipeline (about 25 min on 2 CPU cores)",
+    )
+    group.addoption(
+        "--orderings_folder",
+        default=None,
+        help="where those runs go (kept; finished phases are reused)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the ``orderings`` tests unless ``--orderings`` is given."""
+    if config.getoption("--orderings"):
+        return
+    skip = pytest.mark.skip(
+        reason="three seeds of the demo pipeline: run with --orderings"
+    )
+    for item in items:
+        if "orderings" in item.keywords:
+            item.add_marker(skip)
+
+
 def random_predictions(seed, n=200, n_classes=4):
     """Targets, and predictions equal to them 60 % of the time, else random."""
     rng = np.random.default_rng(seed)
