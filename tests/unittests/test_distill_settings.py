@@ -2,6 +2,8 @@
 the weighted hard-label term of the paper's figure is a setting, off in the
 published configuration and on in the demo preset."""
 
+import argparse
+
 import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
@@ -26,12 +28,18 @@ def student_loss(tmp_path, **overrides):
         return load_hyperpyyaml(f, settings)["kd_loss"]
 
 
-def preset_settings(name):
-    """The distillation phase's settings from a preset (pipeline's merge)."""
-    from pipeline import load_preset
+def preset_settings(name, tmp_path):
+    """What ``pipeline.py --preset=<name>`` passes to the distill phase."""
+    from pipeline import Pipeline
 
-    preset = load_preset(name)
-    return {**preset.get("all", {}), **preset.get("distill", {})}
+    args = argparse.Namespace(
+        output_folder=str(tmp_path / "pipeline"),
+        data_folder=str(tmp_path),
+        preset=name,
+        student_model=None,
+        student_model_options=None,
+    )
+    return Pipeline(args, {}, []).phase_overrides("distill.yaml", "distill")
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.5])
@@ -50,22 +58,12 @@ def test_hard_label_weight_reaches_the_students_loss(tmp_path, weight):
 
 
 def test_paper_preset_keeps_the_published_loss(tmp_path):
-    settings = preset_settings("paper")
-    kd_loss = student_loss(tmp_path, **_loss_settings(settings))
+    kd_loss = student_loss(tmp_path, **preset_settings("paper", tmp_path))
     assert kd_loss.config["hard_label_weight"] == 0.0
     assert kd_loss.config["t2_scaling"] is False
     assert kd_loss.config["teacher_reduction"] == "sum"
 
 
 def test_demo_preset_gives_the_student_the_true_labels_too(tmp_path):
-    settings = preset_settings("demo")
-    kd_loss = student_loss(tmp_path, **_loss_settings(settings))
+    kd_loss = student_loss(tmp_path, **preset_settings("demo", tmp_path))
     assert 0.0 < kd_loss.config["hard_label_weight"] < 1.0
-
-
-def _loss_settings(settings):
-    return {
-        key: settings[key]
-        for key in ("hard_label_weight", "temperature")
-        if key in settings
-    }
