@@ -98,7 +98,8 @@ def parse_pairs(spec, labels):
     Returns
     -------
     list of list of str
-        The pairs, in the order given.
+        The pairs, in the order given, each named in label order: a pair
+        has one name (and one specialist folder) however it was written.
 
     Raises
     ------
@@ -108,7 +109,7 @@ def parse_pairs(spec, labels):
 
     Example
     -------
-    >>> parse_pairs("metro,tram; airport,shopping_mall",
+    >>> parse_pairs("tram,metro; airport,shopping_mall",
     ...             ["airport", "metro", "shopping_mall", "tram"])
     [['metro', 'tram'], ['airport', 'shopping_mall']]
     >>> parse_pairs([["metro", "beach"]], ["metro", "tram"])
@@ -144,7 +145,7 @@ def parse_pairs(spec, labels):
         if key in seen:
             raise ValueError(f"pair {pair} is given twice")
         seen.add(key)
-        pairs.append(pair)
+        pairs.append(sorted(pair, key=labels.index))
     return pairs
 
 

@@ -70,9 +70,9 @@ def test_pair_file_round_trip(tmp_path):
     content = json.loads(path.read_text())
     assert content["labels"] == LABELS and content["ranking"] == ranking
     assert content["top_k"] == 2 and content["source"] == "valid"
-    # Pairs given by hand; top_k defaults to all of them.
+    # Pairs given by hand, named in label order; top_k defaults to all.
     write_confusing_pairs(path, [["d", "b"]], LABELS)
-    assert read_confusing_pairs(path, labels=LABELS) == [{"pair": ["d", "b"]}]
+    assert read_confusing_pairs(path, labels=LABELS) == [{"pair": ["b", "d"]}]
     assert [p.name for p in tmp_path.iterdir()] == ["pairs.json"]
 
 
@@ -99,7 +99,8 @@ def test_pair_file_validation_names_the_file(tmp_path):
 
 def test_parse_pairs_by_hand():
     assert parse_pairs(" a , b ;c,d;", LABELS) == [["a", "b"], ["c", "d"]]
-    assert parse_pairs([["d", "a"], "b,c"], LABELS) == [["d", "a"], ["b", "c"]]
+    # Each pair in label order whatever order it was written in.
+    assert parse_pairs([["d", "a"], "c,b"], LABELS) == [["a", "d"], ["b", "c"]]
     assert parse_pairs([{"pair": ["a", "b"], "count": 3}], LABELS) == [
         ["a", "b"]
     ]
@@ -152,3 +153,25 @@ def test_pair_errors_refuse_a_matrix_of_another_label_set():
 
     with pytest.raises(ValueError, match=r"does not match the 3 labels"):
         pair_errors(np.eye(2), LABELS[:3], ["a", "b"])
+
+
+@pytest.mark.parametrize("errors", [0, 3])
+def test_a_pair_by_hand_has_one_name_whatever_the_ranking(tmp_path, errors):
+    """``--pairs tram,metro`` names the pair in label order whether the
+    baseline made errors in it (the ranking's entry) or none (the fallback),
+    so the pair's name does not depend on what a training learned."""
+    from find_confusing_pairs import find_confusing_pairs
+
+    labels = ["airport", "metro", "tram"]
+    matrix = np.diag([5, 5, 5])
+    matrix[1, 2] = errors
+    (tmp_path / "valid_results.json").write_text(
+        json.dumps({"labels": labels, "confusion_matrix": matrix.tolist()})
+    )
+    find_confusing_pairs(tmp_path, pairs="tram,metro;airport,tram")
+    listed = json.loads((tmp_path / "confusing_pairs.json").read_text())
+    assert [p["pair"] for p in listed["pairs"]] == [
+        ["metro", "tram"],
+        ["airport", "tram"],
+    ]
+    assert listed["pairs"][0]["count"] == errors
