@@ -157,17 +157,14 @@ def write_tau_layout(folder, clips, rate):
     Returns
     -------
     dict
-        Number of clips per split.
+        What :func:`write_tau_lists` returns.
 
     Example
     -------
+    >>> clip = {"filename": "audio/rain-p_a-0-a.wav", "scene": "rain",
+    ...         "identifier": "p_a", "split": "train"}
     >>> folder = Path(getfixture("tmpdir"))
-    >>> clips = [
-    ...     {"filename": "audio/rain-p_a-0-a.wav", "scene": "rain",
-    ...      "identifier": "p_a", "split": "train",
-    ...      "audio": np.zeros((800, 2))},
-    ... ]
-    >>> write_tau_layout(folder, clips, 8000)
+    >>> write_tau_layout(folder, [{**clip, "audio": np.zeros((800, 2))}], 8000)
     {'train': 1, 'evaluate': 0}
     >>> sorted(p.name for p in (folder / "audio").iterdir())
     ['rain-p_a-0-a.wav']

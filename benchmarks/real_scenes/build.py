@@ -149,20 +149,26 @@ def build(
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         files = {key: source["file"] for key, source in sources.items()}
-        split_counts = write_set(tmp, clips, files, sample_rate)
-        info = _summary(
-            options,
-            packages,
-            sources,
-            groups,
-            names,
-            clips,
-            counts,
-            dropped,
-            skipped,
-            score_report,
-            split_counts,
-        )
+        info = {
+            "options": options,
+            "packages": _pins(packages),
+            "duplicate_check": score_report,
+            "groups": {
+                names[members[0]]: {
+                    "scene": sorted({sources[k]["scene"] for k in members}),
+                    "files": [f"{k[0]}:{k[1]}" for k in members],
+                }
+                for members in groups
+            },
+            "scenes": _per_scene(clips),
+            "counts": write_set(tmp, clips, files, sample_rate),
+            "clips": len(clips),
+            "source_files": len(sources),
+            "source_files_used": len({clip["key"] for clip in clips}),
+            "dropped_scenes": dropped,
+            "skipped_files": skipped,
+            "scene_groups": {s: sorted(g) for s, g in sorted(counts.items())},
+        }
         _write_provenance(tmp, info, packages, sources, clips, sample_rate)
         _copy_licences(tmp, packages, bases)
         (tmp / INFO_FILE).write_text(
@@ -176,19 +182,21 @@ def build(
     return info
 
 
-def _summary(
-    options,
-    packages,
-    sources,
-    groups,
-    names,
-    clips,
-    counts,
-    dropped,
-    skipped,
-    score_report,
-    split_counts,
-):
+def _pins(packages):
+    """What pins each package: version, SHA-256, size, pool path."""
+    return {
+        spec["package"]: {
+            "version": spec["version"],
+            "sha256": spec["sha256"],
+            "size": spec["size"],
+            "pool": spec["pool"],
+        }
+        for _, spec in sorted(packages.items())
+    }
+
+
+def _per_scene(clips):
+    """Clips and groups on each side, per scene (scenes sorted)."""
     per_scene = {}
     for clip in clips:
         entry = per_scene.setdefault(
@@ -199,35 +207,7 @@ def _summary(
         side = "groups_train" if clip["split"] == "train" else "groups_eval"
         if clip["identifier"] not in entry[side]:
             entry[side].append(clip["identifier"])
-    used = {clip["key"] for clip in clips}
-    return {
-        "options": options,
-        "packages": {
-            spec["package"]: {
-                "version": spec["version"],
-                "sha256": spec["sha256"],
-                "size": spec["size"],
-                "pool": spec["pool"],
-            }
-            for _, spec in sorted(packages.items())
-        },
-        "duplicate_check": score_report,
-        "groups": {
-            names[members[0]]: {
-                "scene": sorted({sources[k]["scene"] for k in members}),
-                "files": [f"{k[0]}:{k[1]}" for k in members],
-            }
-            for members in groups
-        },
-        "scenes": {scene: per_scene[scene] for scene in sorted(per_scene)},
-        "counts": split_counts,
-        "clips": len(clips),
-        "source_files": len(sources),
-        "source_files_used": len(used),
-        "dropped_scenes": dropped,
-        "skipped_files": skipped,
-        "scene_groups": {s: sorted(g) for s, g in sorted(counts.items())},
-    }
+    return {scene: per_scene[scene] for scene in sorted(per_scene)}
 
 
 def _print_summary(info, elapsed):

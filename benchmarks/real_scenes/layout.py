@@ -50,7 +50,7 @@ def write_set(folder, clips, files, rate):
     Returns
     -------
     dict
-        Number of clips per split.
+        What :func:`speechbrain_kd.tau_layout.write_tau_lists` returns.
 
     Example
     -------
