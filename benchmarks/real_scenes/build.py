@@ -19,13 +19,12 @@ from .grouping import (
     SAME_SOURCE,
     _group_names,
     _links,
-    _report_scores,
     fingerprints,
     group_sources,
 )
 from .layout import INFO_FILE, _read_info, _replace, tau_filename, write_set
 from .packages import FORMAT_VERSION, PACKAGES, extract_package
-from .provenance import _copy_licences, _write_provenance
+from .provenance import _copy_licences, _report_scores, _write_provenance
 from .scenes import SCENE_RULES, _list_sources
 from .split import assign_split, choose_clips
 
@@ -68,7 +67,7 @@ def build(
     rules=SCENE_RULES,
     same_source=SAME_SOURCE,
 ):
-    """Build the set in ``out`` (see the module docstring).
+    """Build the set in ``out`` (see the package's docstring).
 
     ``packages`` (default :data:`PACKAGES`), ``rules`` and ``same_source``
     can be replaced, e.g. by synthetic packages in tests. Returns the

@@ -7,6 +7,14 @@ only by a trailing number in one folder of one package and the copyright
 file credits them alike, (c) :data:`SAME_SOURCE` says so from the
 copyright notes, or (d) their audio matches (:func:`similarity` at least
 :data:`DUPLICATE_THRESHOLD`), transitively (scipy's connected components).
+
+The threshold: gain, EQ per band, re-encoding, resampling and time shifts
+leave the similarity of two copies near 1 (0.96 to 1.00 for the copies in
+the default build); there the 2573 pairs of files from *different*
+packages, certainly different recordings, score at most 0.32 (99th
+percentile 0.23), and 0.40 is above all of those with a margin. It was
+calibrated on a float64 filterbank (:func:`mel_filterbank`) and scipy's
+polyphase resampler (:func:`.audio.resample`).
 """
 
 import fnmatch
@@ -35,7 +43,7 @@ SAME_SOURCE = (
     ),
 )
 
-# Duplicate test (see the module docstring for the choice of threshold).
+# Duplicate test (the module docstring gives the choice of threshold).
 DUPLICATE_THRESHOLD = 0.40
 FP_RATE = 16000
 FP_NFFT = 512
@@ -65,6 +73,8 @@ def mel_filterbank(n_fft, rate, bands, fmin, fmax):
     >>> fb = mel_filterbank(512, 16000, 24, 100.0, 7500.0)
     >>> fb.shape, fb.dtype, bool((fb.sum(axis=0) > 0).all())
     ((257, 24), dtype('float64'), True)
+    >>> fb.flags.writeable  # one copy serves every call
+    False
     """
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # melscale_fbanks takes no dtype
@@ -74,7 +84,9 @@ def mel_filterbank(n_fft, rate, bands, fmin, fmax):
         )
     finally:
         torch.set_default_dtype(previous)
-    return bank.numpy()
+    bank = bank.numpy()
+    bank.flags.writeable = False
+    return bank
 
 
 def fingerprint(mono, rate, offset=0):
@@ -350,42 +362,3 @@ def _group_names(groups):
         for key in members:
             names[key] = unique
     return names
-
-
-def _report_scores(scores, names):
-    edges = np.round(np.arange(-0.1, 1.0001, 0.05), 2)
-    cross = [s for (a, b), s in scores.items() if a[0] != b[0]]
-    same = [s for (a, b), s in scores.items() if a[0] == b[0]]
-    top = sorted(
-        ((s, a, b) for (a, b), s in scores.items() if s >= 0.3),
-        key=lambda t: (-t[0], t[1], t[2]),
-    )
-    return {
-        "threshold": DUPLICATE_THRESHOLD,
-        "pairs": len(scores),
-        "histogram_all": _histogram(list(scores.values()), edges),
-        "histogram_different_packages": _histogram(cross, edges),
-        "max_different_packages": round(max(cross), 4) if cross else None,
-        "p99_different_packages": (
-            round(float(np.percentile(cross, 99)), 4) if cross else None
-        ),
-        "max_same_package": round(max(same), 4) if same else None,
-        "pairs_at_least_0.3": [
-            {
-                "score": round(s, 4),
-                "a": f"{a[0]}:{a[1]}",
-                "b": f"{b[0]}:{b[1]}",
-                "joined": s >= DUPLICATE_THRESHOLD,
-                "same_group": names[a] == names[b],
-            }
-            for s, a, b in top
-        ],
-    }
-
-
-def _histogram(values, edges):
-    counts, _ = np.histogram(np.asarray(values, dtype=float), bins=edges)
-    return [
-        {"from": round(float(a), 2), "to": round(float(b), 2), "n": int(n)}
-        for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
-    ]

@@ -1,16 +1,58 @@
 """Where every clip comes from: ``provenance.tsv``, ``PROVENANCE.md`` and
-the packages' copyright files in ``licenses/``.
+the packages' copyright files in ``licenses/``; and the report of the
+duplicate check that ``real_scenes_info.json`` keeps.
 """
 
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from speechbrain_kd.tau_layout import write_lines
 
-from .grouping import SAME_SOURCE
+from .grouping import DUPLICATE_THRESHOLD, SAME_SOURCE
 from .licences import LICENCE_URLS
 from .scenes import sanitize
+
+
+def _report_scores(scores, names):
+    edges = np.round(np.arange(-0.1, 1.0001, 0.05), 2)
+    cross = [s for (a, b), s in scores.items() if a[0] != b[0]]
+    same = [s for (a, b), s in scores.items() if a[0] == b[0]]
+    top = sorted(
+        ((s, a, b) for (a, b), s in scores.items() if s >= 0.3),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    return {
+        "threshold": DUPLICATE_THRESHOLD,
+        "pairs": len(scores),
+        "histogram_all": _histogram(list(scores.values()), edges),
+        "histogram_different_packages": _histogram(cross, edges),
+        "max_different_packages": round(max(cross), 4) if cross else None,
+        "p99_different_packages": (
+            round(float(np.percentile(cross, 99)), 4) if cross else None
+        ),
+        "max_same_package": round(max(same), 4) if same else None,
+        "pairs_at_least_0.3": [
+            {
+                "score": round(s, 4),
+                "a": f"{a[0]}:{a[1]}",
+                "b": f"{b[0]}:{b[1]}",
+                "joined": s >= DUPLICATE_THRESHOLD,
+                "same_group": names[a] == names[b],
+            }
+            for s, a, b in top
+        ],
+    }
+
+
+def _histogram(values, edges):
+    counts, _ = np.histogram(np.asarray(values, dtype=float), bins=edges)
+    return [
+        {"from": round(float(a), 2), "to": round(float(b), 2), "n": int(n)}
+        for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+    ]
 
 
 def _md_cell(text):
