@@ -95,7 +95,7 @@ def _write_provenance(folder, info, packages, sources, clips, rate):
     lines = [
         "# Provenance of this acoustic-scene set",
         "",
-        "Built by `benchmarks/real_scenes.py` (speechbrain-kd) with "
+        "Built by `benchmarks/real_scenes` (speechbrain-kd) with "
         f"clips of {options['seconds']:g} s at {options['sample_rate']} Hz "
         f"(2 channels, 16-bit PCM), at most "
         f"{options['max_clips_per_source']} clips per source group, "
