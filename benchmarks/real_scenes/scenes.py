@@ -1,7 +1,7 @@
 """Which files of the packages are which scene: the rules and the sources.
 
 :data:`SCENE_RULES` maps file-name patterns to scenes, first match wins;
-files that no rule names are not used. :func:`list_sources` keeps the
+files that no rule names are not used. :func:`_list_sources` keeps the
 files whose licence is allowed, that libsndfile decodes and that last at
 least one clip, and lists the others.
 """
