@@ -52,7 +52,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import soundfile
+
+from speechbrain_kd.tau_layout import write_clip, write_lines, write_tau_lists
 
 SCENES = [
     "airport",
@@ -610,8 +611,6 @@ def _write(folder, options):
     rng = np.random.default_rng(options["seed"])
     rate, seconds = options["sample_rate"], options["seconds"]
     scenes = options.get("scenes", SCENES)
-    (folder / "audio").mkdir()
-    (folder / "evaluation_setup").mkdir()
     city_style = {
         city: {
             "tilt": rng.uniform(-1.5, 1.5),
@@ -627,7 +626,7 @@ def _write(folder, options):
         device: _device_response(device_rng, rate)
         for device in (TRAIN_DEVICES + TEST_ONLY_DEVICES if mobile else [])
     }
-    meta, train, evaluate = [], [], []
+    clips = []
     next_location = dict.fromkeys(CITIES, 0)
     for scene in scenes:
         locations = []
@@ -657,33 +656,26 @@ def _write(folder, options):
                 clip = _record_with(clip, responses[device])
                 stem += "-0"
             name = f"audio/{stem}-{device}.wav"
-            soundfile.write(folder / name, clip, rate, subtype="PCM_16")
-            identifier = f"{city}-{location}"
-            meta.append(f"{name}\t{scene}\t{identifier}\t{device}")
-            (evaluate if testing else train).append(f"{name}\t{scene}")
-    _write_lines(
-        folder / "meta.csv",
-        "filename\tscene_label\tidentifier\tsource_label",
-        meta,
-    )
-    setup = folder / "evaluation_setup"
-    _write_lines(setup / "fold1_train.csv", "filename\tscene_label", train)
-    _write_lines(
-        setup / "fold1_evaluate.csv", "filename\tscene_label", evaluate
-    )
-    _write_lines(
-        setup / "fold1_test.csv",
-        "filename",
-        [line.split("\t")[0] for line in evaluate],
-    )
+            write_clip(folder / name, clip, rate)
+            clips.append(
+                {
+                    "filename": name,
+                    "scene": scene,
+                    "identifier": f"{city}-{location}",
+                    "split": "evaluate" if testing else "train",
+                    "device": device,
+                }
+            )
+    write_tau_lists(folder, clips)
     if mobile:
+        train = [c for c in clips if c["split"] == "train"]
         _write_subsets(folder / "split_setup", train, device_rng)
     info = {
         "description": "speechbrain-kd synthetic demo set, "
         + ("TAU 2022 Mobile layout" if mobile else "TAU 2019 layout"),
         "options": options,
         "scenes": scenes,
-        "clips": len(meta),
+        "clips": len(clips),
     }
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
 
@@ -726,11 +718,12 @@ def _record_with(clip, response):
 
 
 def _write_subsets(folder, train, rng):
-    """Nested subsets of the train lines, each scene in each (DCASE 2024)."""
-    folder.mkdir()
+    """Nested subsets of the train clips, each scene in each (DCASE 2024)."""
     by_scene = {}
-    for line in train:
-        by_scene.setdefault(line.split("\t")[1], []).append(line)
+    for clip in train:
+        by_scene.setdefault(clip["scene"], []).append(
+            f"{clip['filename']}\t{clip['scene']}"
+        )
     order = {
         scene: rng.permutation(len(lines)) for scene, lines in by_scene.items()
     }
@@ -739,13 +732,9 @@ def _write_subsets(folder, train, rng):
         for scene, lines in by_scene.items():
             keep = max(1, math.ceil(len(lines) * percent / 100))
             chosen += [lines[i] for i in sorted(order[scene][:keep])]
-        _write_lines(
+        write_lines(
             folder / f"split{percent}.csv", "filename\tscene_label", chosen
         )
-
-
-def _write_lines(path, header, lines):
-    path.write_text("\n".join([header, *lines]) + "\n")
 
 
 def _number(text):

@@ -1,4 +1,4 @@
-"""benchmarks/real_scenes.py without the network: its pure parts, and a
+"""benchmarks/real_scenes without the network: its pure parts, and a
 whole build from two small synthetic ``.deb`` packages.
 
 The real packages are a 2.9 GB download, so CI never builds the real set;
@@ -10,10 +10,12 @@ the Debian copyright parser, the ``.deb`` reader and byte-identical reruns.
 import csv
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -22,17 +24,10 @@ import numpy as np
 import pytest
 import soundfile
 
+from benchmarks import real_scenes as rs
+from speechbrain_kd import tau_layout
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def rs():
-    spec = importlib.util.spec_from_file_location(
-        "real_scenes", ROOT / "benchmarks" / "real_scenes.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def noise(seed, seconds, rate=16000, colour=0):
@@ -50,93 +45,103 @@ def noise(seed, seconds, rate=16000, colour=0):
 # ------------------------------------------------------------ scenes
 
 
-def test_scene_rules_map_files_to_scenes(rs):
-    assert rs.scene_of("0ad", "weather/rain_12.ogg") == "rain"
-    assert rs.scene_of("0ad", "water/wavecrash_21.ogg") == "seashore"
-    assert rs.scene_of("0ad", "water/river_slow_21.ogg") == "stream"
-    assert rs.scene_of("redeclipse", "waterfall_huge.ogg") == "stream"
-    assert rs.scene_of("redeclipse", "morph/wind2.ogg") == "wind"
-    assert rs.scene_of("ufoai", "thunder3.ogg") == "thunderstorm"
-    assert rs.scene_of("stk", "lenautile_restaurant.ogg") == "market_crowd"
+def test_scene_rules_map_files_to_scenes():
+    assert rs.scenes.scene_of("0ad", "weather/rain_12.ogg") == "rain"
+    assert rs.scenes.scene_of("0ad", "water/wavecrash_21.ogg") == "seashore"
+    assert rs.scenes.scene_of("0ad", "water/river_slow_21.ogg") == "stream"
+    assert rs.scenes.scene_of("redeclipse", "waterfall_huge.ogg") == "stream"
+    assert rs.scenes.scene_of("redeclipse", "morph/wind2.ogg") == "wind"
+    assert rs.scenes.scene_of("ufoai", "thunder3.ogg") == "thunderstorm"
+    assert (
+        rs.scenes.scene_of("stk", "lenautile_restaurant.ogg") == "market_crowd"
+    )
     # not named by any rule, or named for another package
-    assert rs.scene_of("0ad", "building/amb_farm_10.ogg") is None
-    assert rs.scene_of("redeclipse", "distant_cars.ogg") is None
-    assert rs.scene_of("stk", "weather/rain_12.ogg") is None
+    assert rs.scenes.scene_of("0ad", "building/amb_farm_10.ogg") is None
+    assert rs.scenes.scene_of("redeclipse", "distant_cars.ogg") is None
+    assert rs.scenes.scene_of("stk", "weather/rain_12.ogg") is None
 
 
-def test_rules_name_known_packages_and_clean_scenes(rs):
-    for package, pattern, scene in rs.SCENE_RULES:
-        assert package in rs.PACKAGES
+def test_rules_name_known_packages_and_clean_scenes():
+    for package, pattern, scene in rs.scenes.SCENE_RULES:
+        assert package in rs.packages.PACKAGES
         assert re.fullmatch(r"[a-z0-9_]+", scene)
         assert not pattern.startswith("/")
-    for package, _, _ in rs.SAME_SOURCE:
-        assert package in rs.PACKAGES
-    for spec in rs.PACKAGES.values():
+    for package, _, _ in rs.grouping.SAME_SOURCE:
+        assert package in rs.packages.PACKAGES
+    for spec in rs.packages.PACKAGES.values():
         assert re.fullmatch(r"[0-9a-f]{64}", spec["sha256"])
         assert spec["pool"].endswith(f"_{spec['version']}_all.deb")
 
 
-def test_stem_keys_join_numbered_loops_only(rs):
-    assert rs.stem_key("weather/rain_11.ogg") == rs.stem_key(
+def test_stem_keys_join_numbered_loops_only():
+    assert rs.scenes.stem_key("weather/rain_11.ogg") == rs.scenes.stem_key(
         "weather/rain_12.ogg"
     )
-    assert rs.stem_key("fire03.ogg") == rs.stem_key("fire1.ogg") == "fire"
-    assert rs.stem_key("smallfire.ogg") != rs.stem_key("fire.ogg")
-    assert rs.stem_key("wind.ogg") != rs.stem_key("morph/wind1.ogg")
-    assert rs.stem_key("exotic-birds_2.ogg") == "exotic_birds"
-    assert rs.tau_filename("stream", "stk_river_loop", 0) == (
+    assert (
+        rs.scenes.stem_key("fire03.ogg")
+        == rs.scenes.stem_key("fire1.ogg")
+        == "fire"
+    )
+    assert rs.scenes.stem_key("smallfire.ogg") != rs.scenes.stem_key("fire.ogg")
+    assert rs.scenes.stem_key("wind.ogg") != rs.scenes.stem_key(
+        "morph/wind1.ogg"
+    )
+    assert rs.scenes.stem_key("exotic-birds_2.ogg") == "exotic_birds"
+    assert rs.layout.tau_filename("stream", "stk_river_loop", 0) == (
         "audio/stream-stk_river_loop-0-a.wav"
     )
     with pytest.raises(ValueError):
-        rs.tau_filename("stream", "has-dash", 0)
+        rs.layout.tau_filename("stream", "has-dash", 0)
 
 
 # ---------------------------------------------------------- duplicates
 
 
-def test_near_duplicate_falls_in_one_group(rs):
+def test_near_duplicate_falls_in_one_group():
     x = noise(1, 7.0)
     copy = 0.4 * np.roll(x, 1237)[: 6 * 16000]  # quieter, shifted, shorter
-    copy_22k = rs.resample(copy, 16000, 22050)  # stored at another rate
+    copy_22k = rs.audio.resample(copy, 16000, 22050)  # stored at another rate
     prints = {
-        "a": rs.fingerprints(x, 16000),
-        "b": rs.fingerprints(copy_22k, 22050),
-        "c": rs.fingerprints(noise(2, 7.0), 16000),
-        "d": rs.fingerprints(noise(3, 7.0, colour=1), 16000),
+        "a": rs.grouping.fingerprints(x, 16000),
+        "b": rs.grouping.fingerprints(copy_22k, 22050),
+        "c": rs.grouping.fingerprints(noise(2, 7.0), 16000),
+        "d": rs.grouping.fingerprints(noise(3, 7.0, colour=1), 16000),
     }
-    groups, scores = rs.group_sources(prints)
+    groups, scores = rs.grouping.group_sources(prints)
     assert groups == [("a", "b"), ("c",), ("d",)]
     assert scores[("a", "b")] > 0.8
     for pair in [("a", "c"), ("a", "d"), ("c", "d"), ("b", "c")]:
-        assert scores[pair] < rs.DUPLICATE_THRESHOLD
+        assert scores[pair] < rs.grouping.DUPLICATE_THRESHOLD
 
 
-def test_silence_never_matches_silence(rs, monkeypatch):
+def test_silence_never_matches_silence(monkeypatch):
     rng = np.random.default_rng(4)
     a, b = (0.1 * rng.standard_normal(6 * 16000) for _ in range(2))
     a[: 3 * 16000] = 0.0  # both start with 3 s of digital silence
     b[: 3 * 16000] = 0.0
 
     def score():
-        return rs.similarity(
-            rs.fingerprints(a, 16000), rs.fingerprints(b, 16000)
+        return rs.grouping.similarity(
+            rs.grouping.fingerprints(a, 16000),
+            rs.grouping.fingerprints(b, 16000),
         )
 
-    assert score() < rs.DUPLICATE_THRESHOLD / 2
+    assert score() < rs.grouping.DUPLICATE_THRESHOLD / 2
     # without the silence mask, the step out of silence matches
-    monkeypatch.setattr(rs, "FP_SILENCE_DBFS", -1e9)
+    monkeypatch.setattr(rs.grouping, "FP_SILENCE_DBFS", -1e9)
     assert score() > 0.8
 
 
-def test_links_join_without_audio(rs):
+def test_links_join_without_audio():
     prints = {
-        k: rs.fingerprints(noise(i, 4.0), 16000) for i, k in enumerate("xyz")
+        k: rs.grouping.fingerprints(noise(i, 4.0), 16000)
+        for i, k in enumerate("xyz")
     }
-    groups, _ = rs.group_sources(prints, links=[("x", "z")])
+    groups, _ = rs.grouping.group_sources(prints, links=[("x", "z")])
     assert groups == [("x", "z"), ("y",)]
 
 
-def test_numbered_loops_join_only_with_the_same_credit(rs):
+def test_numbered_loops_join_only_with_the_same_credit():
     def source(digest, credit):
         return {"sha256": digest, "licence": "CC0", "copyright": [credit]}
 
@@ -148,20 +153,20 @@ def test_numbered_loops_join_only_with_the_same_credit(rs):
         ("p", "same.ogg"): source("1", "Zed"),  # the bytes of rain_1
         ("q", "rain_3.ogg"): source("5", "Ann"),  # another package
     }
-    links = rs._links(sources, [("p", "bird*", "one take")])
+    links = rs.grouping._links(sources, [("p", "bird*", "one take")])
     pairs = {tuple(sorted(pair)) for pair in links}
     assert pairs == {
         (("p", "rain_1.ogg"), ("p", "same.ogg")),
         (("p", "rain_1.ogg"), ("p", "rain_2.ogg")),
         (("p", "birds.ogg"), ("p", "birds_2.ogg")),  # by the note only
     }
-    assert rs._links(sources, []) != links
+    assert rs.grouping._links(sources, []) != links
 
 
 # --------------------------------------------------------------- split
 
 
-def test_split_keeps_groups_whole_and_scenes_on_both_sides(rs):
+def test_split_keeps_groups_whole_and_scenes_on_both_sides():
     rng = np.random.default_rng(0)
     counts = {
         f"scene{s}": {
@@ -169,12 +174,12 @@ def test_split_keeps_groups_whole_and_scenes_on_both_sides(rs):
         }
         for s in range(6)
     }
-    side = rs.assign_split(counts, 0.7)
+    side = rs.split.assign_split(counts, 0.7)
     assert set(side.values()) == {"train", "evaluate"}
     for scene, groups in counts.items():
         sides = {side[g] for g in groups}
         assert sides == {"train", "evaluate"}, scene
-    assert rs.assign_split(counts, 0.7) == side  # deterministic
+    assert rs.split.assign_split(counts, 0.7) == side  # deterministic
     total = sum(sum(g.values()) for g in counts.values())
     train = sum(
         n for g in counts.values() for k, n in g.items() if side[k] == "train"
@@ -182,47 +187,50 @@ def test_split_keeps_groups_whole_and_scenes_on_both_sides(rs):
     assert 0.55 < train / total < 0.85
 
 
-def test_split_reaches_the_fraction_and_respects_shared_groups(rs):
+def test_split_reaches_the_fraction_and_respects_shared_groups():
     counts = {
         "a": {"shared": 10, "a1": 10, "a2": 10, "a3": 10},
         "b": {"shared": 3, "b1": 10},
     }
-    side = rs.assign_split(counts, 0.75)
+    side = rs.split.assign_split(counts, 0.75)
     train_a = sum(n for g, n in counts["a"].items() if side[g] == "train")
     assert train_a == 30
     # "shared" got its side in scene a; scene b still has both sides
     assert {side["shared"], side["b1"]} == {"train", "evaluate"}
     with pytest.raises(ValueError, match="both sides"):
-        rs.assign_split({"solo": {"only": 5}}, 0.7)
+        rs.split.assign_split({"solo": {"only": 5}}, 0.7)
 
 
 # --------------------------------------------------------------- clips
 
 
-def test_clip_windows_skip_silence_and_do_not_overlap(rs):
+def test_clip_windows_skip_silence_and_do_not_overlap():
     rate = 1000
     x = noise(6, 10.5, rate)
     x[2000:3000] = 0.0  # digital silence
     x[5000:6000] *= 10 ** (-40 / 20)  # 40 dB under the rest
-    wins = rs.clip_windows(rs.to_stereo(x), rate, 1.0)
+    wins = rs.audio.clip_windows(rs.audio.to_stereo(x), rate, 1.0)
     starts = [a for a, _, _ in wins]
     assert starts == [0, 1000, 3000, 4000, 6000, 7000, 8000, 9000]
     assert all(b - a == 1000 for a, b, _ in wins)
     assert all(
         b1 <= a2 for (_, b1, _), (a2, _, _) in zip(wins, wins[1:], strict=False)
     )
-    assert rs.clip_windows(np.zeros(500), rate, 1.0) == []
-    assert len(rs.select_evenly(range(40), 20)) == 20
-    assert rs.select_evenly(range(40), 20)[:3] == [1, 3, 5]
+    assert rs.audio.clip_windows(np.zeros(500), rate, 1.0) == []
+    assert len(rs.split.select_evenly(range(40), 20)) == 20
+    assert rs.split.select_evenly(range(40), 20)[:3] == [1, 3, 5]
 
 
-def test_channels_and_rates(rs):
-    assert rs.to_stereo(np.ones(5)).shape == (5, 2)
-    assert rs.to_stereo(np.ones((5, 1))).shape == (5, 2)
+def test_channels_and_rates():
+    assert rs.audio.to_stereo(np.ones(5)).shape == (5, 2)
+    assert rs.audio.to_stereo(np.ones((5, 1))).shape == (5, 2)
     three = np.arange(15.0).reshape(5, 3)
-    assert np.array_equal(rs.to_stereo(three), three[:, :2])
-    assert rs.resample(np.ones((96000, 1)), 96000, 16000).shape == (16000, 1)
-    assert rs.resample(np.ones(22050), 22050, 16000).shape == (16000,)
+    assert np.array_equal(rs.audio.to_stereo(three), three[:, :2])
+    assert rs.audio.resample(np.ones((96000, 1)), 96000, 16000).shape == (
+        16000,
+        1,
+    )
+    assert rs.audio.resample(np.ones(22050), 22050, 16000).shape == (16000,)
 
 
 # -------------------------------------------------------------- layout
@@ -233,23 +241,23 @@ def read_tsv(path):
         return list(csv.reader(f, delimiter="\t"))
 
 
-def test_tau_layout_writer(rs, tmp_path):
+def test_tau_layout_writer(tmp_path):
     clips = []
     for scene in ("rain", "wind"):
         for group, split in (("p_one", "train"), ("p_two", "evaluate")):
             for segment in range(2):
                 clips.append(
                     {
-                        "filename": rs.tau_filename(
+                        "filename": rs.layout.tau_filename(
                             scene, f"{group}_{scene}", segment
                         ),
                         "scene": scene,
                         "identifier": f"{group}_{scene}",
                         "split": split,
-                        "audio": rs.to_stereo(noise(segment, 1.0, 8000)),
+                        "audio": rs.audio.to_stereo(noise(segment, 1.0, 8000)),
                     }
                 )
-    assert rs.write_tau_layout(tmp_path, clips, 8000) == {
+    assert tau_layout.write_tau_layout(tmp_path, clips, 8000) == {
         "train": 4,
         "evaluate": 4,
     }
@@ -306,23 +314,28 @@ License: Proprietary
 """
 
 
-def test_dep5_last_match_wins(rs):
-    stanzas = rs.parse_dep5(COPYRIGHT)
+def test_dep5_last_match_wins():
+    stanzas = rs.licences.parse_dep5(COPYRIGHT)
     assert len(stanzas) == 3
-    sound = rs.licence_for(stanzas, "data/sounds/rain_1.wav")
+    sound = rs.licences.licence_for(stanzas, "data/sounds/rain_1.wav")
     assert sound["license"] == "CC-BY-3.0"
     assert sound["copyright"] == [
         "Ann Recordist",
         "<https://freesound.org/people/ann/>",
     ]
     assert "freesound.org/s/1" in sound["comment"]
-    assert rs.licence_for(stanzas, "data/other.txt")["license"] == "GPL-2+"
-    assert rs.licence_for(stanzas, "data/sounds/forbidden.wav")["license"] == (
+    assert (
+        rs.licences.licence_for(stanzas, "data/other.txt")["license"]
+        == "GPL-2+"
+    )
+    assert rs.licences.licence_for(stanzas, "data/sounds/forbidden.wav")[
+        "license"
+    ] == ("Proprietary")
+    assert rs.licences.licence_ok("CC0") and not rs.licences.licence_ok(
         "Proprietary"
     )
-    assert rs.licence_ok("CC0") and not rs.licence_ok("Proprietary")
-    assert rs.licence_ok("CC-BY-SA-3.0 or CC-BY-3.0")
-    assert not rs.licence_ok("CC0 and Proprietary")
+    assert rs.licences.licence_ok("CC-BY-SA-3.0 or CC-BY-3.0")
+    assert not rs.licences.licence_ok("CC0 and Proprietary")
 
 
 # -------------------------------------------------- synthetic packages
@@ -445,15 +458,17 @@ def folder_digest(folder):
     }
 
 
-def test_deb_reader_and_extraction(rs, fake_packages):
+def test_deb_reader_and_extraction(fake_packages):
     cache, specs, rules = fake_packages
-    with rs.deb_data_tar(cache / "debs" / "fake-b_1.0-1_all.deb") as tar:
+    with rs.packages.deb_data_tar(
+        cache / "debs" / "fake-b_1.0-1_all.deb"
+    ) as tar:
         names = [m.name for m in tar]
     assert names == [
         "./usr/share/doc/fake-b/copyright",
         "./usr/share/games/fakeb/pack.zip",
     ]
-    base = rs.extract_package("fb", specs["fb"], cache, rules)
+    base = rs.packages.extract_package("fb", specs["fb"], cache, rules)
     got = sorted(
         p.relative_to(base).as_posix()
         for p in base.rglob("*")
@@ -472,12 +487,14 @@ def test_deb_reader_and_extraction(rs, fake_packages):
     saved = deb.read_bytes()
     deb.unlink()
     try:
-        assert rs.extract_package("fb", specs["fb"], cache, rules) == base
+        assert (
+            rs.packages.extract_package("fb", specs["fb"], cache, rules) == base
+        )
     finally:
         deb.write_bytes(saved)
 
 
-def test_build_from_synthetic_packages(rs, fake_packages, tmp_path):
+def test_build_from_synthetic_packages(fake_packages, tmp_path):
     cache, specs, rules = fake_packages
     out = tmp_path / "set"
     options = {
@@ -531,7 +548,7 @@ def test_build_from_synthetic_packages(rs, fake_packages, tmp_path):
     assert all(r[7] in ("CC-BY-3.0", "CC0") for r in provenance[1:])
     assert (out / "PROVENANCE.md").read_text().startswith("# Provenance")
     assert (out / "licenses" / "fake-b_snd_notes_txt.txt").is_file()
-    stored = json.loads((out / rs.INFO_FILE).read_text())
+    stored = json.loads((out / rs.layout.INFO_FILE).read_text())
     assert stored["options"]["seconds"] == 1.0
     assert stored["packages"]["fake-a"]["sha256"] == specs["fa"]["sha256"]
 
@@ -552,7 +569,7 @@ def test_build_from_synthetic_packages(rs, fake_packages, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_build_refuses_a_foreign_folder_and_bad_options(rs, tmp_path):
+def test_build_refuses_a_foreign_folder_and_bad_options(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError):
@@ -563,7 +580,7 @@ def test_build_refuses_a_foreign_folder_and_bad_options(rs, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_gzip_data_member(rs, tmp_path):
+def test_gzip_data_member(tmp_path):
     body = io.BytesIO()
     with tarfile.open(fileobj=body, mode="w") as tar:
         info = tarfile.TarInfo("./a.txt")
@@ -575,9 +592,31 @@ def test_gzip_data_member(rs, tmp_path):
         + ar_member("debian-binary", b"2.0\n")
         + ar_member("data.tar.gz", gzip.compress(body.getvalue()))
     )
-    with rs.deb_data_tar(deb) as tar:
+    with rs.packages.deb_data_tar(deb) as tar:
         assert [m.name for m in tar] == ["./a.txt"]
     (tmp_path / "bad.deb").write_bytes(b"not an archive")
     with pytest.raises(ValueError, match="not a .deb"):
-        with rs.deb_data_tar(tmp_path / "bad.deb"):
+        with rs.packages.deb_data_tar(tmp_path / "bad.deb"):
             pass
+
+
+def test_command_line_runs_as_a_folder_and_as_a_module(tmp_path):
+    # without PYTHONPATH: the folder form finds its package by itself
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = str(tmp_path / "out")
+    for command, cwd in (
+        ([sys.executable, str(ROOT / "benchmarks" / "real_scenes")], tmp_path),
+        ([sys.executable, "-m", "benchmarks.real_scenes"], ROOT),
+    ):
+        result = subprocess.run(
+            [*command, out, "--train_fraction", "1.5"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.endswith(
+            "error: train_fraction must be in (0, 1), got 1.5\n"
+        )
+    assert not (tmp_path / "out").exists()
