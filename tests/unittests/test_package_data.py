@@ -82,8 +82,10 @@ def test_no_recipe_yaml_includes_a_file_outside_its_recipe():
 def test_the_sdist_and_its_wheel_hold_the_fragments(tmp_path):
     # Built from a copy of what setup.py reads, so that no stale build/
     # folder of the checkout leaks into the wheel and nothing is written
-    # there; the wheel is built from the sdist, as `python -m build` does.
-    pytest.importorskip("setuptools")
+    # there; the wheel is built from the sdist, as `python -m build` does,
+    # in pip's isolated build environment (pyproject.toml's setuptools: a
+    # venv's own setuptools 65 cannot build wheels without `wheel`).
+    pytest.importorskip("setuptools")  # for setup.py sdist
     source = tmp_path / "source"
     source.mkdir()
     for name in ("setup.py", "pyproject.toml", "README.md"):
@@ -108,8 +110,7 @@ def test_the_sdist_and_its_wheel_hold_the_fragments(tmp_path):
     (sdist,) = dist.glob("*.tar.gz")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
-        + ["--no-build-isolation", "--disable-pip-version-check"]
-        + ["-w", str(dist), str(sdist)],
+        + ["--disable-pip-version-check", "-w", str(dist), str(sdist)],
         **quiet,
     )
     (wheel,) = dist.glob("*.whl")
