@@ -14,6 +14,9 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["speechbrain_kd", "speechbrain_kd.*"]),
+    # The model-family and KD fragments (speechbrain_kd.hparams), in the
+    # wheel and the sdist alike.
+    package_data={"speechbrain_kd.hparams": ["models/*.yaml", "kd/*.yaml"]},
     # The pinned releases (constraints.txt) have wheels for 3.11 and newer.
     python_requires=">=3.11",
     install_requires=[
@@ -31,7 +34,6 @@ setup(
         "ruamel.yaml<0.19",
         "pyyaml",
         "numpy",
-        "pandas",
         # The linear reference row of every result table.
         "scikit-learn",
         "soundfile",

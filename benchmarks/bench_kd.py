@@ -547,10 +547,9 @@ def _brain(config, modules, device, soft_labels=None, precision="fp32"):
     }
     brain_class = SceneClassificationBrain
     if soft_labels is not None:
-        from hyperpyyaml import load_hyperpyyaml
+        from speechbrain_kd.losses import build_kd_loss
 
-        with open(ROOT / "hparams" / "kd" / "published.yaml") as f:
-            hparams["kd_loss"] = load_hyperpyyaml(f)["kd_loss"]
+        hparams["kd_loss"] = build_kd_loss("published")
         hparams["soft_labels"] = soft_labels
         brain_class = DistillationBrain
     brain = brain_class(

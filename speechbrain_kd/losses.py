@@ -6,6 +6,9 @@ event, music) can use them with clip-level logits ``[batch, classes]``.
 
 import torch
 import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_kd.hparams import fragments_folder
 
 
 class CenterLoss(torch.nn.Module):
@@ -289,11 +292,11 @@ def distillation_loss(
     - the published DCASE 2019 script of Jung et al. (KL summed over the
       teachers, T = 2, batch mean, no hard-label term):
       ``temperature=2.0, t2_scaling=False, teacher_reduction="sum",
-      hard_label_weight=0.0`` (``hparams/kd/published.yaml``);
+      hard_label_weight=0.0`` (:func:`build_kd_loss` ``"published"``);
     - CP-JKU's DCASE 2023 system (``0.02 CE + 0.98 T^2 KL``, T = 2, a
       teacher ensemble): ``temperature=2.0, t2_scaling=True,
       hard_label_weight=0.02, ensemble="average_probs"``
-      (``hparams/kd/cpjku.yaml``).
+      (:func:`build_kd_loss` ``"cpjku"``).
 
     Arguments
     ---------
@@ -491,3 +494,43 @@ class DistillationLoss(torch.nn.Module):
         return distillation_loss(
             student_logits, teacher_logits, targets, **self.config
         )
+
+
+def build_kd_loss(name, **settings):
+    """Build the ``kd_loss`` of the package's KD fragment ``kd/<name>.yaml``.
+
+    A recipe's YAML calls it with ``!apply:`` (a path in ``!include:``
+    would only work beside the source tree); see
+    :mod:`speechbrain_kd.hparams`.
+
+    Arguments
+    ---------
+    name : str
+        ``"published"`` (Jung et al.'s script) or ``"cpjku"`` (CP-JKU's
+        DCASE 2023 loss).
+    **settings
+        Values of the fragment's settings (``temperature``,
+        ``hard_label_weight``); any other name is an error.
+
+    Returns
+    -------
+    DistillationLoss
+
+    Example
+    -------
+    >>> build_kd_loss("published", hard_label_weight=0.5).config["t2_scaling"]
+    False
+    >>> build_kd_loss("hinton")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown KD loss 'hinton'; known: cpjku, published (...)
+    """
+    folder = fragments_folder("kd")
+    known = sorted(path.stem for path in folder.glob("*.yaml"))
+    if name not in known:
+        raise ValueError(
+            f"unknown KD loss {name!r}; known: {', '.join(known)} "
+            f"(the fragments of {folder})"
+        )
+    with open(folder / f"{name}.yaml", encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, settings)["kd_loss"]

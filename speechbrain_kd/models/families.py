@@ -1,6 +1,7 @@
-"""Model families by name: one HyperPyYAML fragment each in ``hparams/models``.
+"""Model families by name: one HyperPyYAML fragment each, package data.
 
-A family is a fragment ``hparams/models/<name>.yaml`` that builds an
+A family is a fragment ``speechbrain_kd/hparams/models/<name>.yaml`` (see
+:mod:`speechbrain_kd.hparams`) that builds an
 ``embedding_model`` and a ``classifier`` (see CONTRIBUTING.md) from its own
 settings. Phases pick a family by name (``model: logmel_cnn``), so teachers
 and students of different families mix, and adding a family is adding a
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from hyperpyyaml import load_hyperpyyaml
 
-FRAGMENTS_FOLDER = Path(__file__).resolve().parents[2] / "hparams" / "models"
+from speechbrain_kd.hparams import fragments_folder
+
 COMMON_SETTINGS = (
     "in_channels",
     "n_classes",
@@ -34,7 +36,7 @@ def known_families(folder=None):
     Arguments
     ---------
     folder : str or pathlib.Path, optional
-        Where the fragments are; default: the project's ``hparams/models``.
+        Where the fragments are; default: the package's own.
 
     Returns
     -------
@@ -45,7 +47,7 @@ def known_families(folder=None):
     >>> known_families()
     ['logmel_cnn', 'mobile_logmel_cnn', 'raw_waveform_cnn']
     """
-    folder = Path(folder) if folder is not None else FRAGMENTS_FOLDER
+    folder = Path(folder) if folder is not None else fragments_folder("models")
     return sorted(path.stem for path in folder.glob("*.yaml"))
 
 
@@ -85,15 +87,14 @@ def fragment_path(name, folder=None):
     >>> fragment_path("raw_waveform_cnn").name
     'raw_waveform_cnn.yaml'
     """
+    folder = Path(folder) if folder is not None else fragments_folder("models")
     known = known_families(folder)
     if name not in known:
         raise ValueError(
             f"unknown model family {name!r}; known: {', '.join(known)} "
-            f"(the fragments of {folder or FRAGMENTS_FOLDER})"
+            f"(the fragments of {folder})"
         )
-    return (Path(folder) if folder is not None else FRAGMENTS_FOLDER) / (
-        f"{name}.yaml"
-    )
+    return folder / f"{name}.yaml"
 
 
 def build_family(name, options=None, folder=None, **common):
@@ -108,7 +109,7 @@ def build_family(name, options=None, folder=None, **common):
         Values of the family's own settings (``{"n_mels": 40}``); a setting
         the family lacks is an error that lists the ones it has.
     folder : str or pathlib.Path, optional
-        Where the fragments are; default: the project's ``hparams/models``.
+        Where the fragments are; default: the package's own.
     **common
         The settings every phase passes (:data:`COMMON_SETTINGS`); each goes
         to the family if its fragment declares it (a raw-waveform model has

@@ -2,10 +2,12 @@
 Example that runs (the doctests run with the fast tests)."""
 
 import ast
+from pathlib import Path
 
-from tests.conftest import ROOT
+import speechbrain_kd
 
-LIBRARY = ROOT / "speechbrain_kd"
+# The package imported (a source checkout or an installed wheel).
+LIBRARY = Path(speechbrain_kd.__file__).parent
 
 
 def public_definitions():
@@ -20,7 +22,7 @@ def public_definitions():
 
 def test_every_public_function_and_class_has_a_runnable_example():
     missing = [
-        f"{path.relative_to(ROOT)}:{line} {name}"
+        f"{path.relative_to(LIBRARY.parent)}:{line} {name}"
         for path, line, name, doc in public_definitions()
         if not doc or "Example" not in doc or ">>> " not in doc
     ]

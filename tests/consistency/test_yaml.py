@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from pipeline import check_preset, yaml_keys
 
+import speechbrain_kd
 from speechbrain_kd.models.families import MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "DCASE2019"
+LIBRARY = Path(speechbrain_kd.__file__).parent  # checkout or installed wheel
 PHASE_YAMLS = sorted((RECIPE / "hparams").glob("*.yaml"))
-FRAGMENTS = sorted((ROOT / "hparams").rglob("*.yaml"))
-CODE = [RECIPE / "train.py", *sorted((ROOT / "speechbrain_kd").rglob("*.py"))]
+FRAGMENTS = sorted((LIBRARY / "hparams").rglob("*.yaml"))
+CODE = [RECIPE / "train.py", *sorted(LIBRARY.rglob("*.py"))]
 # Keys SpeechBrain itself reads from hparams.
 SPEECHBRAIN_KEYS = {"__set_seed", "modules", "opt_class", "checkpointer"}
 # What build_family takes from a family's fragment (hparams/models/).
