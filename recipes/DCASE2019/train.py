@@ -62,6 +62,7 @@ from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.pairs import read_confusing_pairs
 from speechbrain_kd.soft_labels import teacher_soft_labels
+from speechbrain_kd.teachers import teacher_kind
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def soft_labels_for(hparams, run_opts, manifests):
         hparams["teacher_folders"],
         labels=encoder_labels(hparams["label_encoder"]),
         device=device,
+        label_map=hparams["teacher_label_map"],
         path=hparams["soft_label_cache"],
         manifest_csv=manifests["train"],
         sample_rate=hparams["sample_rate"],
@@ -231,16 +233,17 @@ def phase_settings(hparams_file, overrides):
                 f" ({sorted(scenes)})"
             )
     check_phase_limits(settings)  # a student too big: before its teachers
-    folders = [("init_from", settings.get("init_from"))] + [
-        ("teacher_folders", folder)
-        for folder in settings.get("teacher_folders") or []
-    ]
-    for key, folder in folders:
-        if folder and not (Path(folder) / "save" / MODEL_SPEC_FILE).is_file():
-            raise SettingError(
-                f"--{key}: {folder} is not the output folder of a finished "
-                f"training phase (no save/{MODEL_SPEC_FILE})"
-            )
+    folder = settings.get("init_from")
+    if folder and not (Path(folder) / "save" / MODEL_SPEC_FILE).is_file():
+        raise SettingError(
+            f"--init_from: {folder} is not the output folder of a finished "
+            f"training phase (no save/{MODEL_SPEC_FILE})"
+        )
+    for folder in settings.get("teacher_folders") or []:
+        try:  # phase, inference folder, stored logits or hub id
+            teacher_kind(folder, fetch=True)
+        except FileNotFoundError as error:
+            raise SettingError(f"--teacher_folders: {error}") from None
     return settings
 
 
