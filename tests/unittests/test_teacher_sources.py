@@ -207,6 +207,43 @@ def test_a_hub_id_is_read_from_the_local_cache_when_offline(
     assert hub.teachers[0].digest == local.teachers[0].digest
 
 
+def test_an_unreachable_hub_is_not_waited_for(trained, tmp_path, monkeypatch):
+    """No network: the cache is read at once, no request waits to time out."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from speechbrain_kd import hub
+
+    def unreachable(endpoint=None, timeout=3.0):
+        raise RuntimeError("cannot reach huggingface.co:443: no network?")
+
+    repo = tmp_path / "hub" / "models--me--scenes"
+    shutil.copytree(trained["export"], repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # read when the hub is imported:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "check_online", unreachable)
+    # A hub that accepts connections and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(
+            constants,
+            "HUGGINGFACE_CO_URL_TEMPLATE",
+            endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+        )
+        start = time.monotonic()
+        teacher = load_teacher("me/scenes")
+        assert time.monotonic() - start < 5  # hub requests time out at 10
+    assert teacher.labels == LABELS
+
+
 def test_a_hub_id_without_network_or_cache_is_one_line(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
