@@ -28,6 +28,8 @@ them against a manifest and writes an ``.npz`` keyed by clip ID, which
 crop view gets the whole clip's logits). Clips are matched by key, never by
 position: a clip without logits is an error naming it, and so is a file
 without its label order; labels are matched to the student's by name.
+Reading the format, and the teacher, are in :mod:`speechbrain_kd.teachers`
+(:class:`~speechbrain_kd.teachers.StoredLogitsTeacher`).
 """
 
 import argparse
@@ -36,80 +38,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from speechbrain_kd.dataio import read_manifest
 from speechbrain_kd.files import replacing
-from speechbrain_kd.soft_labels import file_sha256
+from speechbrain_kd.soft_labels import compute_teacher_logits
+from speechbrain_kd.teachers import (
+    LABELS_FILE,
+    LABELS_KEY,
+    TeacherEnsemble,
+    load_teacher,
+    logits_matrix,
+    missing_message,
+    read_labels,
+    read_stored_logits,
+)
 
 logger = logging.getLogger(__name__)
 
-LABELS_KEY = "__labels__"
-LABELS_FILE = "labels.txt"
 KEYS = ("id", "file")
-
-
-def read_stored_logits(source):
-    """The arrays and the label order of an ``.npz`` or a folder of ``.npy``.
-
-    Arguments
-    ---------
-    source : str or pathlib.Path
-        An ``.npz`` (label order in ``__labels__``), or a folder of
-        ``<key>.npy`` files (label order in ``labels.txt``, if any).
-
-    Returns
-    -------
-    arrays : dict of str -> numpy.ndarray
-    labels : list of str or None
-        None when the source does not store its label order.
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/t.npz"
-    >>> write_stored_logits(path, {"c1": [1.0, 2.0]}, ["a", "b"])
-    >>> arrays, labels = read_stored_logits(path)
-    >>> arrays["c1"].tolist(), labels
-    ([1.0, 2.0], ['a', 'b'])
-    """
-    source = Path(source)
-    if source.is_dir():
-        arrays = {
-            path.name[: -len(".npy")]: np.load(path, allow_pickle=False)
-            for path in sorted(source.glob("*.npy"))
-        }
-        if not arrays:
-            raise FileNotFoundError(f"{source} holds no .npy arrays")
-        labels_file = source / LABELS_FILE
-        labels = None
-        if labels_file.is_file():
-            labels = read_labels(labels_file)
-        return arrays, labels
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} does not exist")
-    try:
-        with np.load(source, allow_pickle=False) as content:
-            arrays = {key: content[key] for key in content.files}
-    except Exception as error:  # not a zip of plain arrays: say so
-        raise ValueError(
-            f"{source} is not an .npz of plain arrays ({error})"
-        ) from None
-    labels = arrays.pop(LABELS_KEY, None)
-    return arrays, None if labels is None else [str(x) for x in labels]
-
-
-def read_labels(path):
-    """One label per line of a text file (blank lines ignored).
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/labels.txt"
-    >>> _ = open(path, "w").write("bus\\npark\\n")
-    >>> read_labels(path)
-    ['bus', 'park']
-    """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip()]
 
 
 def write_stored_logits(path, logits, labels):
@@ -188,48 +134,6 @@ def clip_keys(manifest_csv, key="id"):
     return keys
 
 
-def missing_message(wanted, held, source, where):
-    """Why ``held`` keys do not cover ``wanted`` (None when they do).
-
-    Names the first missing keys and the first keys of the source that
-    ``where`` does not have, so that another naming shows at once.
-
-    Example
-    -------
-    >>> missing_message(["a", "b"], ["a.wav", "b.wav"], "t.npz", "m.csv")
-    "t.npz has no logits for 2 of the 2 clips of m.csv, e.g. ['a', 'b']; ..."
-    """
-    held = set(held)
-    missing = [key for key in wanted if key not in held]
-    if not missing:
-        return None
-    wanted = set(wanted)
-    other = sorted(key for key in held if key not in wanted)
-    return (
-        f"{source} has no logits for {len(missing)} of the {len(wanted)} "
-        f"clips of {where}, e.g. {missing[:5]}; keys it holds that {where} "
-        f"lacks: {other[:5]} (clips are matched by clip ID, or with --key "
-        "file by audio file name, never by position)"
-    )
-
-
-def _matrix(arrays, keys, labels, source):
-    rows = []
-    for key in keys:
-        values = np.asarray(arrays[key], dtype=np.float32)
-        if values.size == len(labels) and values.ndim == 2:
-            values = values.reshape(-1)  # [1, C]: one clip, one row
-        if values.shape != (len(labels),):
-            raise ValueError(
-                f"{source}: logits of {key!r} have shape {values.shape}, "
-                f"not ({len(labels)},) (one value per label of {labels})"
-            )
-        if not np.isfinite(values).all():
-            raise ValueError(f"{source}: logits of {key!r} are not finite")
-        rows.append(values)
-    return np.stack(rows)
-
-
 def import_logits(source, manifest_csv, out, labels=None, key="id"):
     """Check logits computed elsewhere against a manifest; write our file.
 
@@ -284,7 +188,7 @@ def import_logits(source, manifest_csv, out, labels=None, key="id"):
     problem = missing_message(list(keys.values()), arrays, source, manifest_csv)
     if problem:
         raise ValueError(problem)
-    matrix = _matrix(arrays, list(keys.values()), labels, source)
+    matrix = logits_matrix(arrays, list(keys.values()), labels, source)
     write_stored_logits(out, dict(zip(keys, matrix, strict=True)), labels)
     logger.info("Imported %d clips from %s into %s", len(keys), source, out)
     return len(keys)
@@ -322,8 +226,6 @@ def export_logits(
     ...
     FileNotFoundError: teacher ... is neither a phase output folder ...
     """
-    from speechbrain_kd.soft_labels import compute_teacher_logits
-    from speechbrain_kd.teachers import TeacherEnsemble, load_teacher
 
     member = load_teacher(teacher, device=device)
     if member.needs_ids:
@@ -344,72 +246,6 @@ def export_logits(
     )  # fmt: skip
     logger.info("Exported %d clips of %s to %s", len(keys), teacher, out)
     return len(keys)
-
-
-class StoredLogitsTeacher(torch.nn.Module):
-    """Stored logits (an ``.npz`` keyed by clip ID) as a teacher module.
-
-    Looked up by clip ID, whatever the waveform: the ensemble passes the
-    IDs (``needs_ids``) and :meth:`check_clips` refuses a manifest with
-    clips the file lacks before anything runs.
-
-    Arguments
-    ---------
-    path : str or pathlib.Path
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/t.npz"
-    >>> write_stored_logits(path, {"c1": [1.0, 2.0], "c2": [3.0, 4.0]},
-    ...                     ["a", "b"])
-    >>> teacher = StoredLogitsTeacher(path)
-    >>> teacher(torch.zeros(2, 10), ids=["c2", "c1"])
-    tensor([[3., 4.],
-            [1., 2.]])
-    >>> teacher.check_clips(["c1", "c3"], "m.csv", "teacher 't'")
-    Traceback (most recent call last):
-    ...
-    ValueError: teacher 't': ...t.npz has no logits for 1 of the 2 clips ...
-    """
-
-    needs_ids = True
-    sample_rate = None  # any: the waveform is not used
-    checkpoint = None
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = str(path)
-        arrays, labels = read_stored_logits(path)
-        if labels is None:
-            raise ValueError(
-                f"{path} does not store its label order ({LABELS_KEY}): "
-                "write it with python -m speechbrain_kd.stored_logits "
-                "import ... --labels LABELS_TXT"
-            )
-        self.labels = labels
-        self.ids = list(arrays)
-        self.index = {clip_id: row for row, clip_id in enumerate(self.ids)}
-        matrix = _matrix(arrays, self.ids, labels, path)
-        self.register_buffer("logits", torch.from_numpy(matrix))
-        self.spec = {"kind": "stored", "labels": labels}
-        self.digest = file_sha256(path)
-
-    def check_clips(self, ids, where, who):
-        """Raise ``ValueError`` naming clips of ``where`` without logits."""
-        problem = missing_message(ids, self.index, self.path, where)
-        if problem:
-            raise ValueError(f"{who}: {problem}")
-
-    def forward(self, wavs, lengths=None, ids=None):
-        """The logits ``[B, C]`` of clips ``ids``, on ``wavs``' device."""
-        if ids is None:
-            raise ValueError(
-                f"stored logits {self.path} are looked up by clip ID: use "
-                "soft_label_mode 'cached'"
-            )
-        self.check_clips(list(ids), "the batch", "stored logits")
-        rows = torch.tensor([self.index[i] for i in ids])
-        return self.logits[rows.to(self.logits.device)].to(wavs.device)
 
 
 def main(argv=None):

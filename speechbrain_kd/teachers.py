@@ -34,6 +34,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchaudio
 
@@ -45,9 +46,12 @@ from speechbrain_kd.checkpoints import (
     save_folder_of,
 )
 from speechbrain_kd.dataio import batch_of_channels
-from speechbrain_kd.soft_labels import file_sha256
+from speechbrain_kd.files import file_sha256
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# Stored logits: the array of the label order, and its text file.
+LABELS_KEY = "__labels__"
+LABELS_FILE = "labels.txt"
 # What each kind of teacher source is recognised by (named in errors).
 LOOKED_FOR = (
     f"a phase output folder (save/{MODEL_SPEC_FILE}), an inference folder "
@@ -62,9 +66,9 @@ def teacher_kind(source, fetch=False):
     (``save/model_spec.json``). ``"inference"``: a folder that SpeechBrain's
     ``EncoderClassifier.from_hparams`` loads (``hyperparams.yaml``), such as
     an export of this project (:mod:`speechbrain_kd.export`).
-    ``"stored"``: teacher logits per clip ID in an ``.npz`` file
-    (:mod:`speechbrain_kd.stored_logits`). ``"hub"``: ``owner/name`` that is
-    not a local path: a Hugging Face model fetched by SpeechBrain.
+    ``"stored"``: teacher logits per clip ID in an ``.npz`` file (written
+    by :mod:`speechbrain_kd.stored_logits`). ``"hub"``: ``owner/name``
+    that is not a local path: a Hugging Face model fetched by SpeechBrain.
 
     Arguments
     ---------
@@ -151,8 +155,6 @@ def load_teacher(source, device="cpu"):
     if kind == "phase":
         return PhaseTeacher(load_trained_model(source, device=device))
     if kind == "stored":
-        from speechbrain_kd.stored_logits import StoredLogitsTeacher
-
         return StoredLogitsTeacher(source).to(device)
     return EncoderClassifierTeacher.from_source(source, device=device)
 
@@ -388,6 +390,202 @@ def fetch_hub_hyperparams(source):
             f"id it cannot be fetched ({why}) nor found in the local cache "
             f"{constants.HF_HUB_CACHE}"
         ) from None
+
+
+def read_stored_logits(source):
+    """The arrays and the label order of an ``.npz`` or a folder of ``.npy``.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        An ``.npz`` (label order in ``__labels__``), or a folder of
+        ``<key>.npy`` files (label order in ``labels.txt``, if any).
+
+    Returns
+    -------
+    arrays : dict of str -> numpy.ndarray
+    labels : list of str or None
+        None when the source does not store its label order.
+
+    Example
+    -------
+    >>> from speechbrain_kd.stored_logits import write_stored_logits
+    >>> path = getfixture("tmpdir") + "/t.npz"
+    >>> write_stored_logits(path, {"c1": [1.0, 2.0]}, ["a", "b"])
+    >>> arrays, labels = read_stored_logits(path)
+    >>> arrays["c1"].tolist(), labels
+    ([1.0, 2.0], ['a', 'b'])
+    """
+    source = Path(source)
+    if source.is_dir():
+        arrays = {
+            path.name[: -len(".npy")]: np.load(path, allow_pickle=False)
+            for path in sorted(source.glob("*.npy"))
+        }
+        if not arrays:
+            raise FileNotFoundError(f"{source} holds no .npy arrays")
+        labels_file = source / LABELS_FILE
+        labels = None
+        if labels_file.is_file():
+            labels = read_labels(labels_file)
+        return arrays, labels
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} does not exist")
+    try:
+        with np.load(source, allow_pickle=False) as content:
+            arrays = {key: content[key] for key in content.files}
+    except Exception as error:  # not a zip of plain arrays: say so
+        raise ValueError(
+            f"{source} is not an .npz of plain arrays ({error})"
+        ) from None
+    labels = arrays.pop(LABELS_KEY, None)
+    return arrays, None if labels is None else [str(x) for x in labels]
+
+
+def read_labels(path):
+    """One label per line of a text file (blank lines ignored).
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/labels.txt"
+    >>> _ = open(path, "w").write("bus\\npark\\n")
+    >>> read_labels(path)
+    ['bus', 'park']
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+def missing_message(wanted, held, source, where):
+    """Why ``held`` keys do not cover ``wanted`` (None when they do).
+
+    Names the first missing keys and the first keys of the source that
+    ``where`` does not have, so that another naming shows at once.
+
+    Example
+    -------
+    >>> missing_message(["a", "b"], ["a.wav", "b.wav"], "t.npz", "m.csv")
+    "t.npz has no logits for 2 of the 2 clips of m.csv, e.g. ['a', 'b']; ..."
+    """
+    held = set(held)
+    missing = [key for key in wanted if key not in held]
+    if not missing:
+        return None
+    wanted = set(wanted)
+    other = sorted(key for key in held if key not in wanted)
+    return (
+        f"{source} has no logits for {len(missing)} of the {len(wanted)} "
+        f"clips of {where}, e.g. {missing[:5]}; keys it holds that {where} "
+        f"lacks: {other[:5]} (clips are matched by clip ID, or with --key "
+        "file by audio file name, never by position)"
+    )
+
+
+def logits_matrix(arrays, keys, labels, source):
+    """Stack the arrays of ``keys`` as ``[N, C]``, checking each one.
+
+    Arguments
+    ---------
+    arrays : dict of str -> numpy.ndarray
+    keys : list of str
+    labels : list of str
+        Each array must hold one finite value per label.
+    source : str
+        Named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``[len(keys), len(labels)]``.
+
+    Example
+    -------
+    >>> logits_matrix({"c1": np.zeros(3)}, ["c1"], ["a", "b"], "t.npz")
+    Traceback (most recent call last):
+    ...
+    ValueError: t.npz: logits of 'c1' have shape (3,), not (2,) (one value ...
+    """
+    rows = []
+    for key in keys:
+        values = np.asarray(arrays[key], dtype=np.float32)
+        if values.size == len(labels) and values.ndim == 2:
+            values = values.reshape(-1)  # [1, C]: one clip, one row
+        if values.shape != (len(labels),):
+            raise ValueError(
+                f"{source}: logits of {key!r} have shape {values.shape}, "
+                f"not ({len(labels)},) (one value per label of {labels})"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError(f"{source}: logits of {key!r} are not finite")
+        rows.append(values)
+    return np.stack(rows)
+
+
+class StoredLogitsTeacher(torch.nn.Module):
+    """Stored logits (an ``.npz`` keyed by clip ID) as a teacher module.
+
+    Looked up by clip ID, whatever the waveform: the ensemble passes the
+    IDs (``needs_ids``) and :meth:`check_clips` refuses a manifest with
+    clips the file lacks before anything runs.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+
+    Example
+    -------
+    >>> from speechbrain_kd.stored_logits import write_stored_logits
+    >>> path = getfixture("tmpdir") + "/t.npz"
+    >>> write_stored_logits(path, {"c1": [1.0, 2.0], "c2": [3.0, 4.0]},
+    ...                     ["a", "b"])
+    >>> teacher = StoredLogitsTeacher(path)
+    >>> teacher(torch.zeros(2, 10), ids=["c2", "c1"])
+    tensor([[3., 4.],
+            [1., 2.]])
+    >>> teacher.check_clips(["c1", "c3"], "m.csv", "teacher 't'")
+    Traceback (most recent call last):
+    ...
+    ValueError: teacher 't': ...t.npz has no logits for 1 of the 2 clips ...
+    """
+
+    needs_ids = True
+    sample_rate = None  # any: the waveform is not used
+    checkpoint = None
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = str(path)
+        arrays, labels = read_stored_logits(path)
+        if labels is None:
+            raise ValueError(
+                f"{path} does not store its label order ({LABELS_KEY}): "
+                "write it with python -m speechbrain_kd.stored_logits "
+                "import ... --labels LABELS_TXT"
+            )
+        self.labels = labels
+        self.ids = list(arrays)
+        self.index = {clip_id: row for row, clip_id in enumerate(self.ids)}
+        matrix = logits_matrix(arrays, self.ids, labels, path)
+        self.register_buffer("logits", torch.from_numpy(matrix))
+        self.spec = {"kind": "stored", "labels": labels}
+        self.digest = file_sha256(path)
+
+    def check_clips(self, ids, where, who):
+        """Raise ``ValueError`` naming clips of ``where`` without logits."""
+        problem = missing_message(ids, self.index, self.path, where)
+        if problem:
+            raise ValueError(f"{who}: {problem}")
+
+    def forward(self, wavs, lengths=None, ids=None):
+        """The logits ``[B, C]`` of clips ``ids``, on ``wavs``' device."""
+        if ids is None:
+            raise ValueError(
+                f"stored logits {self.path} are looked up by clip ID: use "
+                "soft_label_mode 'cached'"
+            )
+        self.check_clips(list(ids), "the batch", "stored logits")
+        rows = torch.tensor([self.index[i] for i in ids])
+        return self.logits[rows.to(self.logits.device)].to(wavs.device)
 
 
 class TeacherEnsemble(torch.nn.Module):

@@ -16,16 +16,16 @@ from speechbrain_kd.dataio import load_audio
 from speechbrain_kd.export import export_model, load_exported
 from speechbrain_kd.soft_labels import SoftLabelCache, make_soft_labels
 from speechbrain_kd.stored_logits import (
-    LABELS_KEY,
     export_logits,
     import_logits,
-    read_stored_logits,
     write_stored_logits,
 )
 from speechbrain_kd.teachers import (
+    LABELS_KEY,
     PosteriorAverage,
     TeacherEnsemble,
     load_teacher,
+    read_stored_logits,
     teacher_kind,
 )
 from tests.unittests.test_export import (
