@@ -682,7 +682,11 @@ class TeacherEnsemble(torch.nn.Module):
         self.sample_rate = _input_rate(
             self.names, members, self.folders, sample_rate
         )
-        self.label_map = dict(label_map or {})
+        # YAML reads some names as numbers: labels are strings.
+        self.label_map = {
+            str(label): None if to is None else str(to)
+            for label, to in (label_map or {}).items()
+        }
         self.labels, self._groups = _match_labels(
             self.names, members, self.folders, labels, self.label_map
         )
