@@ -566,7 +566,10 @@ class StoredLogitsTeacher(torch.nn.Module):
         self.ids = list(arrays)
         self.index = {clip_id: row for row, clip_id in enumerate(self.ids)}
         matrix = logits_matrix(arrays, self.ids, labels, path)
-        self.register_buffer("logits", torch.from_numpy(matrix))
+        # Not part of a state dict: the file is the source, digested below.
+        self.register_buffer(
+            "logits", torch.from_numpy(matrix), persistent=False
+        )
         self.spec = {"kind": "stored", "labels": labels}
         self.digest = file_sha256(path)
 
