@@ -59,6 +59,20 @@ LOOKED_FOR = (
 )
 
 
+class TeacherError(ValueError):
+    """Teachers that cannot teach this student: the message names them.
+
+    Labels that do not match, stored logits without their label order or
+    without some clips, rates that cannot mix. A recipe shows it as one
+    line.
+
+    Example
+    -------
+    >>> issubclass(TeacherError, ValueError)
+    True
+    """
+
+
 def teacher_kind(source, fetch=False):
     """What kind of teacher ``source`` names, checked without loading it.
 
@@ -435,7 +449,7 @@ def read_stored_logits(source):
         with np.load(source, allow_pickle=False) as content:
             arrays = {key: content[key] for key in content.files}
     except Exception as error:  # not a zip of plain arrays: say so
-        raise ValueError(
+        raise TeacherError(
             f"{source} is not an .npz of plain arrays ({error})"
         ) from None
     labels = arrays.pop(LABELS_KEY, None)
@@ -511,12 +525,12 @@ def logits_matrix(arrays, keys, labels, source):
         if values.size == len(labels) and values.ndim == 2:
             values = values.reshape(-1)  # [1, C]: one clip, one row
         if values.shape != (len(labels),):
-            raise ValueError(
+            raise TeacherError(
                 f"{source}: logits of {key!r} have shape {values.shape}, "
                 f"not ({len(labels)},) (one value per label of {labels})"
             )
         if not np.isfinite(values).all():
-            raise ValueError(f"{source}: logits of {key!r} are not finite")
+            raise TeacherError(f"{source}: logits of {key!r} are not finite")
         rows.append(values)
     return np.stack(rows)
 
@@ -557,7 +571,7 @@ class StoredLogitsTeacher(torch.nn.Module):
         self.path = str(path)
         arrays, labels = read_stored_logits(path)
         if labels is None:
-            raise ValueError(
+            raise TeacherError(
                 f"{path} does not store its label order ({LABELS_KEY}): "
                 "write it with python -m speechbrain_kd.stored_logits "
                 "import ... --labels LABELS_TXT"
@@ -577,14 +591,16 @@ class StoredLogitsTeacher(torch.nn.Module):
         """Raise ``ValueError`` naming clips of ``where`` without logits."""
         problem = missing_message(ids, self.index, self.path, where)
         if problem:
-            raise ValueError(f"{who}: {problem}")
+            raise TeacherError(f"{who}: {problem}")
 
     def forward(self, wavs, lengths=None, ids=None):
         """The logits ``[B, C]`` of clips ``ids``, on ``wavs``' device."""
         if ids is None:
-            raise ValueError(
-                f"stored logits {self.path} are looked up by clip ID: use "
-                "soft_label_mode 'cached'"
+            raise TeacherError(
+                f"stored logits {self.path} are looked up by clip ID, which "
+                "only the soft-label cache gives: use them with "
+                "soft_label_mode 'cached' (not online, not in the ensemble "
+                "phase)"
             )
         self.check_clips(list(ids), "the batch", "stored logits")
         rows = torch.tensor([self.index[i] for i in ids])
@@ -904,14 +920,14 @@ def _input_rate(names, members, folders, sample_rate):
         if member.sample_rate is not None
     ]
     if not rated:
-        raise ValueError(
+        raise TeacherError(
             f"the teachers {names} take any rate (stored logits): give the "
             "ensemble the sample_rate of its input"
         )
     first, reference = rated[0]
     for name, member in rated:
         if int(member.sample_rate) != int(reference.sample_rate):
-            raise ValueError(
+            raise TeacherError(
                 f"teacher {name!r} ({folders[name]}) takes "
                 f"{member.sample_rate} Hz but teacher {first!r} "
                 f"({folders[first]}) takes {reference.sample_rate} Hz: "
@@ -931,7 +947,7 @@ def _match_labels(names, members, folders, labels, label_map):
     known = {label for member in members for label in member.labels}
     unknown = [label for label in label_map if label not in known]
     if unknown:
-        raise ValueError(
+        raise TeacherError(
             f"teacher_label_map maps {unknown}, which no teacher has (their "
             f"labels: {sorted(known)})"
         )
@@ -966,7 +982,7 @@ def _match_labels(names, members, folders, labels, label_map):
                 parts.append(f"the teacher has {extra} that it lacks")
             if lacking:
                 parts.append(f"the teacher lacks {lacking}")
-            raise ValueError(
+            raise TeacherError(
                 f"teacher {name!r} ({folders[name]}) does not match "
                 f"{against}'s labels: {' and '.join(parts)}; map them with "
                 "teacher_label_map (teacher label -> student label, null to "

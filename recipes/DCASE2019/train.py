@@ -62,7 +62,7 @@ from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.pairs import read_confusing_pairs
 from speechbrain_kd.soft_labels import teacher_soft_labels
-from speechbrain_kd.teachers import teacher_kind
+from speechbrain_kd.teachers import TeacherError, teacher_kind
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def check_teacher_labels(ensemble, hparams):
     labels = encoder_labels(hparams["label_encoder"])
     if list(ensemble.labels) != labels:
         folders = ", ".join(map(str, ensemble.folders.values()))
-        raise ValueError(
+        raise TeacherError(
             f"the teachers ({folders}) have the labels {list(ensemble.labels)}"
             f" but the data in {hparams['prepare_folder']} has {labels}: "
             "teachers must be trained on the same scenes"
@@ -421,7 +421,7 @@ def main(argv):
             folder = phase_settings(hparams_file, run)["output_folder"]
             with sole_writer(Path(folder).resolve()):
                 run_phase(hparams_file, run_opts, run)
-    except (FolderInUse, SettingError) as error:
+    except (FolderInUse, SettingError, TeacherError) as error:
         raise SystemExit(str(error)) from None
     if torch.distributed.is_initialized():
         # Every process waits for the others to finish, then leaves the

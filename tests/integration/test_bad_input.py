@@ -6,6 +6,7 @@ format) is in ``tests/unittests/test_prepare.py``; caches in
 ``test_soft_labels.py``; teachers in ``test_teachers.py``.
 """
 
+import numpy as np
 import pytest
 
 from tests.conftest import RECIPE, pipeline_args, run_script
@@ -131,6 +132,22 @@ def test_hub_teacher_without_network_or_cache_is_one_line(tiny_demo, tmp_path):
     )
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("yaml", ["distill.yaml", "ensemble.yaml"])
+def test_teacher_with_other_labels_is_one_line(tiny_demo, tmp_path, yaml):
+    stored = tmp_path / "other.npz"
+    np.savez(stored, clip=np.zeros(2), __labels__=np.array(["a", "b"]))
+    extra = [f"--teacher_folders=[{stored}]"]
+    if yaml == "distill.yaml":
+        extra.append("--init_from=null")
+    result = run_script(
+        phase(yaml, tiny_demo, tmp_path / "out", *extra), check=False
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert str(stored) in last and "['a', 'b']" in last
+    assert "Traceback" not in result.stderr
 
 
 def test_pipeline_refuses_a_bad_value_before_any_phase(tiny_demo, tmp_path):
