@@ -516,7 +516,7 @@ def _setup(config, device):
         )
         for k, pooling in enumerate(poolings)
     ]
-    ensemble = TeacherEnsemble.from_phase_folders(
+    ensemble = TeacherEnsemble.from_teacher_folders(
         teachers, labels=labels, device=device
     )
     size = min(s["eval_batch_size"], len(datasets["valid"]))

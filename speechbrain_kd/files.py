@@ -5,9 +5,11 @@ specs, predictions) goes through :func:`replacing`: it is written to a
 temporary file in the same folder, which then replaces the target with
 ``os.replace`` (atomic on POSIX), so a reader or a resumed run never sees
 half a file, and a failure leaves the old file, if any, untouched.
+:func:`file_sha256` digests a file's content (what caches are keyed by).
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -98,3 +100,17 @@ def write_json_atomic(path, obj):
     '{\\n  "a": 1\\n}'
     """
     write_text_atomic(path, json.dumps(obj, indent=2))
+
+
+def file_sha256(path):
+    """SHA-256 of a file's content.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/x.txt"
+    >>> _ = open(path, "w").write("abc")
+    >>> file_sha256(path)[:12]
+    'ba7816bf8f01'
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

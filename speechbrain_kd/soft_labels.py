@@ -54,7 +54,7 @@ from speechbrain_kd.dataio import (
     loader_options,
     read_manifest,
 )
-from speechbrain_kd.files import replacing
+from speechbrain_kd.files import file_sha256, replacing
 
 logger = logging.getLogger(__name__)
 
@@ -112,20 +112,6 @@ class OnlineSoftLabels:
         )
         logits = self.ensemble(wavs.to(device), lengths.to(device))
         return logits.float().to(wavs.device)
-
-
-def file_sha256(path):
-    """SHA-256 of a file's content.
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/x.txt"
-    >>> _ = open(path, "w").write("abc")
-    >>> file_sha256(path)[:12]
-    'ba7816bf8f01'
-    """
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class SoftLabelCache:
@@ -500,6 +486,11 @@ def make_soft_labels(mode, ensemble, **cache_kwargs):
     ValueError: soft_label_mode must be 'online' or 'cached', not 'offline'
     """
     if mode == "online":
+        if getattr(ensemble, "needs_ids", False):
+            raise ValueError(
+                "stored-logits teachers hold one output per clip, not per "
+                "teacher view: use soft_label_mode 'cached'"
+            )
         return OnlineSoftLabels(ensemble)
     if mode != "cached":
         raise ValueError(
@@ -580,6 +571,8 @@ def compute_teacher_logits(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     clips = list(_manifest_clips(manifest_csv).items())
+    if getattr(ensemble, "needs_ids", False):  # stored-logits teachers
+        ensemble.check_clips([clip_id for clip_id, _ in clips], manifest_csv)
     if device is not None:
         ensemble = ensemble.to(device)
     device = next((p.device for p in ensemble.parameters()), "cpu")
@@ -592,6 +585,7 @@ def compute_teacher_logits(
         **loader_options({"num_workers": num_workers}, device),
     )
     n_batches = len(reader)
+    ids_needed = getattr(ensemble, "needs_ids", False)
     out = []
     for number, wavs in enumerate(reader):
         views = [wavs]
@@ -607,11 +601,14 @@ def compute_teacher_logits(
                 ]
             )
         per_view = []
+        # Stored-logits teachers look clips up by ID (same for every view).
+        first = number * batch_size
+        ids = {"ids": [i for i, _ in clips[first : first + len(wavs)]]}
         for view in views:
             sig, lengths = PaddedBatch([{"sig": w} for w in view]).sig
-            per_view.append(
-                ensemble(sig.to(device), lengths.to(device)).float().cpu()
-            )
+            args = (sig.to(device), lengths.to(device))
+            logits = ensemble(*args, **ids) if ids_needed else ensemble(*args)
+            per_view.append(logits.float().cpu())
         # [V, K, B, C] -> [B, V, K, C]
         out.append(torch.stack(per_view).permute(2, 0, 1, 3))
         if (number + 1) % max(n_batches // 10, 1) == 0:
@@ -730,23 +727,29 @@ def _batch_device(batch):
     return torch.device("cpu")
 
 
-def teacher_soft_labels(mode, teacher_folders, labels, device, **cache_kwargs):
+def teacher_soft_labels(
+    mode, teacher_folders, labels, device, label_map=None, **cache_kwargs
+):
     """The soft labels of a student: its teachers, online or cached.
 
-    Loads the trained phases in ``teacher_folders`` as one frozen
-    :class:`~speechbrain_kd.teachers.TeacherEnsemble` (refusing teachers of
-    another label order) and wraps it with :func:`make_soft_labels`.
+    Loads the teachers in ``teacher_folders`` (any kind of
+    :func:`~speechbrain_kd.teachers.teacher_kind`) as one frozen
+    :class:`~speechbrain_kd.teachers.TeacherEnsemble` taking the clips at
+    ``sample_rate`` (labels matched by name) and wraps it with
+    :func:`make_soft_labels`.
 
     Arguments
     ---------
     mode : str
         ``"online"`` or ``"cached"``.
     teacher_folders : list of str
-        Output folders of finished training phases.
+        Phase output folders, inference folders, hub ids or stored logits.
     labels : list of str
         The student's label order (its label encoder's).
     device : str or torch.device
         Where the teachers run.
+    label_map : dict of str -> str or None, optional
+        ``teacher_label_map``: teacher label -> student label.
     **cache_kwargs
         For the cache: ``path``, ``manifest_csv``, ``sample_rate``,
         ``channels``, ``multi_segment``, ... (see
@@ -765,7 +768,11 @@ def teacher_soft_labels(mode, teacher_folders, labels, device, **cache_kwargs):
     """
     from speechbrain_kd.teachers import TeacherEnsemble
 
-    ensemble = TeacherEnsemble.from_phase_folders(
-        teacher_folders, labels=labels, device=device
+    ensemble = TeacherEnsemble.from_teacher_folders(
+        teacher_folders,
+        labels=labels,
+        device=device,
+        sample_rate=cache_kwargs.get("sample_rate"),
+        label_map=label_map,
     )
     return make_soft_labels(mode, ensemble, device=device, **cache_kwargs)

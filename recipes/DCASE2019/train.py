@@ -62,6 +62,7 @@ from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.pairs import read_confusing_pairs
 from speechbrain_kd.soft_labels import teacher_soft_labels
+from speechbrain_kd.teachers import TeacherError, teacher_kind
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def soft_labels_for(hparams, run_opts, manifests):
         hparams["teacher_folders"],
         labels=encoder_labels(hparams["label_encoder"]),
         device=device,
+        label_map=hparams["teacher_label_map"],
         path=hparams["soft_label_cache"],
         manifest_csv=manifests["train"],
         sample_rate=hparams["sample_rate"],
@@ -231,16 +233,17 @@ def phase_settings(hparams_file, overrides):
                 f" ({sorted(scenes)})"
             )
     check_phase_limits(settings)  # a student too big: before its teachers
-    folders = [("init_from", settings.get("init_from"))] + [
-        ("teacher_folders", folder)
-        for folder in settings.get("teacher_folders") or []
-    ]
-    for key, folder in folders:
-        if folder and not (Path(folder) / "save" / MODEL_SPEC_FILE).is_file():
-            raise SettingError(
-                f"--{key}: {folder} is not the output folder of a finished "
-                f"training phase (no save/{MODEL_SPEC_FILE})"
-            )
+    folder = settings.get("init_from")
+    if folder and not (Path(folder) / "save" / MODEL_SPEC_FILE).is_file():
+        raise SettingError(
+            f"--init_from: {folder} is not the output folder of a finished "
+            f"training phase (no save/{MODEL_SPEC_FILE})"
+        )
+    for folder in settings.get("teacher_folders") or []:
+        try:  # phase, inference folder, stored logits or hub id
+            teacher_kind(folder, fetch=True)
+        except FileNotFoundError as error:
+            raise SettingError(f"--teacher_folders: {error}") from None
     return settings
 
 
@@ -353,7 +356,7 @@ def check_teacher_labels(ensemble, hparams):
     labels = encoder_labels(hparams["label_encoder"])
     if list(ensemble.labels) != labels:
         folders = ", ".join(map(str, ensemble.folders.values()))
-        raise ValueError(
+        raise TeacherError(
             f"the teachers ({folders}) have the labels {list(ensemble.labels)}"
             f" but the data in {hparams['prepare_folder']} has {labels}: "
             "teachers must be trained on the same scenes"
@@ -418,7 +421,7 @@ def main(argv):
             folder = phase_settings(hparams_file, run)["output_folder"]
             with sole_writer(Path(folder).resolve()):
                 run_phase(hparams_file, run_opts, run)
-    except (FolderInUse, SettingError) as error:
+    except (FolderInUse, SettingError, TeacherError) as error:
         raise SystemExit(str(error)) from None
     if torch.distributed.is_initialized():
         # Every process waits for the others to finish, then leaves the

@@ -128,6 +128,7 @@ def run(hparams_file, run_opts, overrides):
             labels=encoder_labels(hparams["label_encoder"]),
             device=run_opts.get("device")
             or sb.utils.distributed.infer_device(),
+            label_map=hparams["teacher_label_map"],
             path=hparams["soft_label_cache"],
             manifest_csv=manifests["train"],
             sample_rate=hparams["sample_rate"],

@@ -9,6 +9,7 @@ import csv
 import json
 
 import pytest
+import torch
 from esc50_demo import generate_esc50_demo
 from esc50_prepare import prepare_esc50
 
@@ -155,3 +156,39 @@ def test_student_over_the_limit_is_refused_before_training(esc50, tmp_path):
     assert "--max_params=1000: the student has " in last
     assert "Traceback" not in result.stderr
     assert not (out / "save").exists()
+
+
+@pytest.mark.slow
+def test_an_exported_model_teaches_a_student_of_another_family(esc50, tmp_path):
+    """Run 1 trains and exports a log-mel CNN; run 2 distils that export,
+    loaded as a pretrained SpeechBrain classifier, into the low-complexity
+    family (the README's command with a local folder for the hub id)."""
+    teacher = tmp_path / "teacher"
+    result = train(
+        "teacher.yaml", esc50, teacher, "--seed=1", "--number_of_epochs=12"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    export = tmp_path / "exported_teacher"
+    result = run_script(["-m", "speechbrain_kd.export", teacher, export])
+    student = tmp_path / "student"
+    result = train(
+        "student.yaml", esc50, student, "--number_of_epochs=12",
+        f"--teacher_folders=[{export}]",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    cache = torch.load(student / "save" / "soft_labels.pt")
+    assert cache["teacher_folders"] == [str(export)]
+    report = json.loads((student / "test_results.json").read_text())
+    assert report["accuracy"] >= 0.6  # chance: 0.2
+    # The low-complexity family (inverted residual blocks), 4x smaller.
+    spec = json.loads((student / "save" / "model_spec.json").read_text())
+    assert spec["embedding_model"]["config"]["block"] == "inverted_residual"
+    teacher_spec = json.loads(
+        (teacher / "save" / "model_spec.json").read_text()
+    )
+    assert teacher_spec["embedding_model"]["config"]["block"] == "conv"
+    cost, teacher_cost = (
+        json.loads((run / "complexity.json").read_text())
+        for run in (student, teacher)
+    )
+    assert cost["parameters"] < teacher_cost["parameters"] / 4

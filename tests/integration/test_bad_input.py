@@ -6,6 +6,7 @@ format) is in ``tests/unittests/test_prepare.py``; caches in
 ``test_soft_labels.py``; teachers in ``test_teachers.py``.
 """
 
+import numpy as np
 import pytest
 
 from tests.conftest import RECIPE, pipeline_args, run_script
@@ -51,8 +52,10 @@ def phase(yaml, data, out, *extra):
         (
             "ensemble.yaml",
             ["--teacher_folders=[/nowhere/baseline]"],
-            "--teacher_folders: /nowhere/baseline is not the output folder "
-            "of a finished training phase",
+            "--teacher_folders: teacher /nowhere/baseline does not exist: "
+            "looked for a phase output folder (save/model_spec.json), an "
+            "inference folder (hyperparams.yaml), stored logits (.npz) or "
+            "a hub id (owner/name)",
         ),
         (
             "specialist.yaml",
@@ -109,6 +112,42 @@ def test_bad_setting_is_one_line_and_writes_nothing(
     assert message in last
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_hub_teacher_without_network_or_cache_is_one_line(tiny_demo, tmp_path):
+    out = tmp_path / "out"
+    args = ["--teacher_folders=[nobody/no-such-model]", "--init_from=null"]
+    result = run_script(
+        phase("distill.yaml", tiny_demo, out, *args),
+        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf")},
+        check=False,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "--teacher_folders: teacher nobody/no-such-model: not a local path, "
+        "and as a Hugging Face hub id it cannot be fetched (HF_HUB_OFFLINE "
+        "is set: the Hugging Face Hub is off limits) nor found in the local "
+        f"cache {tmp_path / 'hf'}"
+    )
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("yaml", ["distill.yaml", "ensemble.yaml"])
+def test_teacher_with_other_labels_is_one_line(tiny_demo, tmp_path, yaml):
+    stored = tmp_path / "other.npz"
+    np.savez(stored, clip=np.zeros(2), __labels__=np.array(["a", "b"]))
+    extra = [f"--teacher_folders=[{stored}]"]
+    if yaml == "distill.yaml":
+        extra.append("--init_from=null")
+    result = run_script(
+        phase(yaml, tiny_demo, tmp_path / "out", *extra), check=False
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert str(stored) in last and "['a', 'b']" in last
+    assert "Traceback" not in result.stderr
 
 
 def test_pipeline_refuses_a_bad_value_before_any_phase(tiny_demo, tmp_path):

@@ -52,7 +52,7 @@ def setup(tmp_path):
 
 def build(setup, channels=2, **kwargs):
     tmp_path, teachers, manifest = setup
-    ensemble = TeacherEnsemble.from_phase_folders(teachers, labels=LABELS)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers, labels=LABELS)
     kwargs.setdefault("batch_size", 4)
     return SoftLabelCache.build_or_load(
         tmp_path / "cache.pt", ensemble, manifest, RATE, channels, **kwargs
@@ -72,7 +72,7 @@ def sig_batch(setup, ids, **extra):
 
 def test_online_equals_cached_for_the_same_view(setup):
     cache = build(setup)
-    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    ensemble = TeacherEnsemble.from_teacher_folders(setup[1], labels=LABELS)
     batch = sig_batch(setup, ["clip3", "clip0", "clip5"])
     online = OnlineSoftLabels(ensemble).teacher_logits(batch)
     cached = cache.teacher_logits(batch)
@@ -258,7 +258,7 @@ def test_crop_views_are_cached_and_drawn_at_random(setup):
     generator = torch.Generator().manual_seed(0)
     cache = build(setup, n_crop_views=2, crop_seconds=0.25, generator=generator)
     assert cache.logits.shape == (6, 3, 2, 3)
-    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    ensemble = TeacherEnsemble.from_teacher_folders(setup[1], labels=LABELS)
     wav = load_audio(setup[0] / "data" / "clip2.wav", RATE, 2)
     n = int(0.25 * RATE)
     first = ensemble(crop(wav, n, start=0)[None])[:, 0]
@@ -274,7 +274,7 @@ def test_crop_views_are_cached_and_drawn_at_random(setup):
 
 def test_sample_rate_other_than_the_teachers_is_refused(setup):
     tmp_path, teachers, manifest = setup
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     with pytest.raises(ValueError, match="teachers take 8000 Hz"):
         SoftLabelCache.build_or_load(
             tmp_path / "cache.pt", ensemble, manifest, 16000, 2
@@ -283,7 +283,7 @@ def test_sample_rate_other_than_the_teachers_is_refused(setup):
 
 def test_make_soft_labels_picks_the_mode(setup):
     tmp_path, teachers, manifest = setup
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     online = make_soft_labels("online", ensemble)
     assert isinstance(online, OnlineSoftLabels)
     cached = make_soft_labels(
@@ -303,7 +303,7 @@ def test_cache_read_by_loader_workers_is_the_same(setup):
     from speechbrain_kd.soft_labels import compute_teacher_logits
 
     _, teachers, manifest = setup
-    ensemble = TeacherEnsemble.from_phase_folders(teachers, labels=LABELS)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers, labels=LABELS)
     args = (ensemble, manifest, RATE, 2, 2, 0.2)
     serial = compute_teacher_logits(*args, batch_size=4, num_workers=0)
     # Two workers, a last batch of 2: clips must keep manifest order.
@@ -385,7 +385,7 @@ def test_build_errors_are_whole(setup):
     assert message(error) == (
         "rebuild must be 'auto' or 'never', not 'sometimes'"
     )
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     with pytest.raises(ValueError) as error:
         SoftLabelCache.build_or_load(path, ensemble, manifest, 16000, 2)
     assert message(error) == (
@@ -523,7 +523,7 @@ def test_view_draws_follow_the_given_generator(setup):
 
 def test_crop_views_start_where_they_say(setup):
     cache = build(setup, n_crop_views=3, crop_seconds=0.25)
-    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    ensemble = TeacherEnsemble.from_teacher_folders(setup[1], labels=LABELS)
     wav = load_audio(setup[0] / "data" / "clip4.wav", RATE, 2)
     n = int(0.25 * RATE)
     room = len(wav) - n
@@ -546,7 +546,7 @@ def test_crop_views_start_where_they_say(setup):
 
 
 def test_online_teachers_get_the_lengths(setup):
-    ensemble = TeacherEnsemble.from_phase_folders(setup[1], labels=LABELS)
+    ensemble = TeacherEnsemble.from_teacher_folders(setup[1], labels=LABELS)
     data = setup[0] / "data"
     short = load_audio(data / "clip0.wav", RATE, 2)[: RATE // 8]
     full = load_audio(data / "clip1.wav", RATE, 2)
@@ -584,8 +584,8 @@ def test_teacher_soft_labels_loads_the_phases(setup):
     )
     assert isinstance(cached, SoftLabelCache) and cached.multi_segment
     assert cached.logits.shape == (6, 1, 2, 3)
-    with pytest.raises(ValueError, match="but the student has"):
-        teacher_soft_labels("online", teachers, ["c", "b", "a"], "cpu")
+    with pytest.raises(ValueError, match="match the student's labels"):
+        teacher_soft_labels("online", teachers, ["c", "b", "d"], "cpu")
 
 
 def test_crop_views_cover_the_clip_from_first_to_last_position():

@@ -4,6 +4,7 @@ the averaged-posterior ensemble."""
 import pytest
 import speechbrain as sb
 import torch
+import torchaudio
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.checkpoints import Checkpointer
 
@@ -66,35 +67,102 @@ def teachers(tmp_path):
 def test_teacher_with_other_labels_than_the_student_is_named(
     tmp_path, teachers
 ):
-    odd = make_phase(tmp_path / "odd", 5, labels=["a", "c", "b"])
+    odd = make_phase(tmp_path / "odd", 5, labels=["a", "b", "d"])
     with pytest.raises(ValueError) as error:
-        TeacherEnsemble.from_phase_folders([*teachers, odd], labels=LABELS)
+        TeacherEnsemble.from_teacher_folders([*teachers, odd], labels=LABELS)
     message = str(error.value)
-    assert str(odd) in message
-    assert "['a', 'c', 'b']" in message and str(LABELS) in message
-    assert "student" in message
+    assert str(odd) in message and "student" in message
+    assert "has ['d'] that it lacks" in message and "lacks ['c']" in message
+    assert "teacher_label_map" in message
+
+
+def test_teacher_in_another_label_order_is_reordered_by_name(tmp_path):
+    shuffled = make_phase(tmp_path / "odd", 5, labels=["c", "a", "b"])
+    ensemble = TeacherEnsemble.from_teacher_folders([shuffled], labels=LABELS)
+    wavs = torch.randn(3, 4000, 2)
+    with torch.no_grad():
+        own = load_trained_model(shuffled)(wavs)  # columns c, a, b
+    assert ensemble.labels == LABELS
+    assert torch.equal(ensemble(wavs)[0], own[:, [1, 2, 0]])
+
+
+def test_label_map_merges_and_drops_teacher_labels(tmp_path):
+    # A teacher of four classes: "b1" and "b2" are the student's "b", "x"
+    # is not a student class; "a" and "c" keep their names.
+    fine = make_phase(tmp_path / "fine", 3, labels=["a", "b1", "b2", "c", "x"])
+    label_map = {"b1": "b", "b2": "b", "x": None}
+    ensemble = TeacherEnsemble.from_teacher_folders(
+        [fine], labels=LABELS, label_map=label_map
+    )
+    wavs = torch.randn(3, 4000, 2)
+    with torch.no_grad():
+        probs = torch.softmax(load_trained_model(fine)(wavs), -1)
+    expected = torch.stack(
+        [probs[:, 0], probs[:, 1] + probs[:, 2], probs[:, 3]], -1
+    )
+    out = ensemble(wavs)[0]
+    # Log-posteriors of the merged classes; KD's softmax renormalises.
+    assert torch.allclose(out.exp(), expected, atol=1e-6)
+    assert torch.allclose(
+        torch.softmax(out, -1), expected / expected.sum(-1, keepdim=True)
+    )
+    with pytest.raises(ValueError, match=r"lacks \['b'\]"):
+        TeacherEnsemble.from_teacher_folders(
+            [fine], labels=LABELS, label_map={"x": None}
+        )
+    with pytest.raises(ValueError, match=r"maps \['bb'\], which no teacher"):
+        TeacherEnsemble.from_teacher_folders(
+            [fine], labels=LABELS, label_map=dict(label_map, bb="b")
+        )
+    # The map is part of what the cache is keyed by.
+    other = TeacherEnsemble.from_teacher_folders(
+        [fine], labels=LABELS, label_map=dict(label_map, x="c")
+    )
+    assert other.fingerprint() != ensemble.fingerprint()
+
+
+def test_teacher_at_another_rate_gets_its_own_view(tmp_path, teachers):
+    fast = make_phase(tmp_path / "fast", 5, rate=16000)
+    ensemble = TeacherEnsemble.from_teacher_folders(
+        [teachers[0], fast], sample_rate=RATE
+    )
+    wavs, lengths = torch.randn(2, 4000, 2), torch.tensor([1.0, 0.5])
+    out = ensemble(wavs, lengths)
+    resampled = torchaudio.functional.resample(
+        wavs.transpose(1, 2).contiguous(), RATE, 16000
+    )
+    with torch.no_grad():
+        expected = load_trained_model(fast)(resampled.transpose(1, 2), lengths)
+        plain = load_trained_model(fast)(wavs, lengths)
+    assert ensemble.sample_rate == RATE
+    assert torch.allclose(out[1], expected, atol=1e-5)
+    assert not torch.allclose(out[1], plain, atol=1e-3)
+    with torch.no_grad():
+        assert torch.equal(
+            out[0], load_trained_model(teachers[0])(wavs, lengths)
+        )
 
 
 def test_teachers_that_disagree_with_each_other_are_refused(tmp_path, teachers):
     odd = make_phase(tmp_path / "odd", 5, labels=["a", "b", "d"])
     with pytest.raises(ValueError) as error:
-        TeacherEnsemble.from_phase_folders([*teachers, odd])
+        TeacherEnsemble.from_teacher_folders([*teachers, odd])
     message = str(error.value)
     assert str(odd) in message and str(teachers[0]) in message
-    assert "['a', 'b', 'd']" in message
+    assert "['d']" in message and "['c']" in message
 
 
 def test_teachers_with_other_rates_are_refused(tmp_path, teachers):
     other = make_phase(tmp_path / "other", 5, rate=16000)
     with pytest.raises(ValueError, match="16000 Hz") as error:
-        TeacherEnsemble.from_phase_folders([*teachers, other])
+        TeacherEnsemble.from_teacher_folders([*teachers, other])
     assert str(other) in str(error.value)
 
 
 def test_model_families_mix_and_keep_their_own_outputs(tmp_path):
     raw = make_phase(tmp_path / "raw", 1)
     mel = make_phase(tmp_path / "mel", 2, family="mel")
-    ensemble = TeacherEnsemble.from_phase_folders(
+    ensemble = TeacherEnsemble.from_teacher_folders(
         {"raw": raw, "mel": mel}, labels=LABELS
     )
     assert ensemble.names == ["raw", "mel"]
@@ -108,7 +176,7 @@ def test_model_families_mix_and_keep_their_own_outputs(tmp_path):
 
 
 def test_teachers_stay_frozen_in_eval_mode(teachers):
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     wavs = torch.randn(4, 4000, 2)
     before = ensemble(wavs)
     stats = [b.clone() for b in ensemble.buffers()]
@@ -123,7 +191,7 @@ def test_teachers_stay_frozen_in_eval_mode(teachers):
 
 
 def test_teachers_hold_no_gradients(teachers):
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     assert not any(p.requires_grad for p in ensemble.parameters())
     wavs = torch.randn(2, 4000, 2, requires_grad=True)
     out = ensemble(wavs)
@@ -131,17 +199,17 @@ def test_teachers_hold_no_gradients(teachers):
 
 
 def test_fingerprint_follows_checkpoint_content(tmp_path, teachers):
-    first = TeacherEnsemble.from_phase_folders(teachers)
+    first = TeacherEnsemble.from_teacher_folders(teachers)
     assert first.fingerprint() == (
-        TeacherEnsemble.from_phase_folders(teachers).fingerprint()
+        TeacherEnsemble.from_teacher_folders(teachers).fingerprint()
     )
-    swapped = TeacherEnsemble.from_phase_folders(teachers[::-1])
+    swapped = TeacherEnsemble.from_teacher_folders(teachers[::-1])
     assert swapped.fingerprint() != first.fingerprint()
     # Overwrite the weights file of the best checkpoint in place.
     best = find_best_checkpoint(teachers[1])
     other = SceneClassifier(4, 3)
     torch.save(other.state_dict(), best.paramfiles["classifier"])
-    reloaded = TeacherEnsemble.from_phase_folders(teachers)
+    reloaded = TeacherEnsemble.from_teacher_folders(teachers)
     held = reloaded.fingerprint()
     assert held != first.fingerprint()
     # An ensemble describes the weights it holds, not later file changes.
@@ -149,13 +217,13 @@ def test_fingerprint_follows_checkpoint_content(tmp_path, teachers):
         SceneClassifier(4, 3).state_dict(), best.paramfiles["classifier"]
     )
     assert reloaded.fingerprint() == held
-    assert TeacherEnsemble.from_phase_folders(teachers).fingerprint() != held
+    assert TeacherEnsemble.from_teacher_folders(teachers).fingerprint() != held
 
 
 def test_a_better_checkpoint_changes_the_fingerprint(teachers):
-    before = TeacherEnsemble.from_phase_folders(teachers).fingerprint()
+    before = TeacherEnsemble.from_teacher_folders(teachers).fingerprint()
     make_phase(teachers[0], seed=7, accuracy=0.9)
-    after = TeacherEnsemble.from_phase_folders(teachers).fingerprint()
+    after = TeacherEnsemble.from_teacher_folders(teachers).fingerprint()
     assert before != after
 
 
@@ -181,7 +249,7 @@ def test_posterior_average_is_the_weighted_mean_of_posteriors():
 
 
 def test_ensemble_is_evaluated_by_the_ordinary_brain(teachers):
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     brain = SceneClassificationBrain(
         modules={"embedding_model": ensemble, "classifier": PosteriorAverage()},
         hparams={},
@@ -217,14 +285,14 @@ def memory_teacher(seed, spec=None, labels=LABELS, rate=RATE):
 
 
 def test_ensemble_records_labels_rate_and_checkpoints(tmp_path, teachers):
-    ensemble = TeacherEnsemble.from_phase_folders(teachers)
+    ensemble = TeacherEnsemble.from_teacher_folders(teachers)
     assert ensemble.labels == LABELS and ensemble.sample_rate == RATE
     for name, folder in zip(ensemble.names, teachers, strict=True):
         checkpoint = ensemble.checkpoints[name]
         assert checkpoint == find_best_checkpoint(folder).path
         assert ensemble.folders[name] == str(folder)
     # One folder given as a string is an ensemble of one.
-    alone = TeacherEnsemble.from_phase_folders(str(teachers[0]))
+    alone = TeacherEnsemble.from_teacher_folders(str(teachers[0]))
     assert alone.names == ["0:t0"]
     assert TeacherEnsemble({"m": memory_teacher(0)}).checkpoints == {"m": None}
 
@@ -253,24 +321,27 @@ def test_messages_name_what_is_wrong(tmp_path, teachers):
         TeacherEnsemble({})
     odd = make_phase(tmp_path / "odd", 5, labels=["a", "b", "d"])
     with pytest.raises(ValueError) as error:
-        TeacherEnsemble.from_phase_folders([*teachers, odd], labels=LABELS)
-    assert str(error.value).endswith(
-        "teachers and student must share one label set in one order"
+        TeacherEnsemble.from_teacher_folders([*teachers, odd], labels=LABELS)
+    assert str(error.value) == (
+        f"teacher '2:odd' ({odd}) does not match the student's labels: the "
+        "teacher has ['d'] that it lacks and the teacher lacks ['c']; map "
+        "them with teacher_label_map (teacher label -> student label, null "
+        "to drop one)"
     )
     with pytest.raises(ValueError) as error:
-        TeacherEnsemble.from_phase_folders([teachers[0], odd, teachers[1]])
-    assert str(error.value) == (
-        f"teacher '1:odd' ({odd}) has labels ['a', 'b', 'd'] but teacher "
-        f"'0:t0' ({teachers[0]}) has {LABELS}: teachers must share one "
-        "label set in one order"
+        TeacherEnsemble.from_teacher_folders([teachers[0], odd, teachers[1]])
+    assert str(error.value).startswith(
+        f"teacher '1:odd' ({odd}) does not match teacher '0:t0' "
+        f"({teachers[0]})'s labels: the teacher has ['d'] that it lacks"
     )
     fast = make_phase(tmp_path / "fast", 5, rate=16000)
     with pytest.raises(ValueError) as error:
-        TeacherEnsemble.from_phase_folders([teachers[0], fast, teachers[1]])
+        TeacherEnsemble.from_teacher_folders([teachers[0], fast, teachers[1]])
     assert str(error.value) == (
         f"teacher '1:fast' ({fast}) takes 16000 Hz but teacher '0:t0' "
         f"({teachers[0]}) takes {RATE} Hz: teachers must share one "
-        "sample rate"
+        "sample rate (or give the ensemble the sample_rate of its input, "
+        "to resample per teacher)"
     )
 
 
