@@ -155,3 +155,29 @@ def test_student_over_the_limit_is_refused_before_training(esc50, tmp_path):
     assert "--max_params=1000: the student has " in last
     assert "Traceback" not in result.stderr
     assert not (out / "save").exists()
+
+
+@pytest.mark.slow
+def test_a_finished_folder_is_not_overwritten_by_other_settings(
+    esc50, tmp_path
+):
+    out = tmp_path / "teacher"
+    first = train("teacher.yaml", esc50, out, "--number_of_epochs=1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    refused = train("teacher.yaml", esc50, out, "--number_of_epochs=1",
+                    "--embedding_dim=16")  # fmt: skip
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "holds a finished phase made with other settings (" in last
+    assert "embedding_dim: " in last and "16 now" in last
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == files
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == (
+        before
+    )
+    again = train("teacher.yaml", esc50, out, "--number_of_epochs=1",
+                  "--embedding_dim=16", "--overwrite=True")  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    spec = json.loads((out / "save" / "model_spec.json").read_text())
+    assert spec["embedding_model"]["config"]["embedding_dim"] == 16
