@@ -35,6 +35,9 @@ RESULTS_FILE = "test_results.json"
 # Where the folder is does not change what the phase is: paths derived from
 # output_folder are recorded relative to it.
 OUTPUT_FOLDER = "{output_folder}"
+# Settings a finished folder may be run again with: a longer schedule
+# continues from its last checkpoint.
+CONTINUABLE = ("number_of_epochs",)
 
 
 def settings_record(hparams_file, overrides):
@@ -117,7 +120,8 @@ def other_settings(folder, record, ignore=()):
     settings, would be left half-overwritten: its ``model_spec.json`` and
     ``hyperparams.yaml`` rewritten, then its checkpoints refused (another
     model) or resumed as if they were this run's. ``train.py`` and
-    ``pipeline.py`` both ask this before they write anything.
+    ``pipeline.py`` both ask this before they write anything. Another
+    ``number_of_epochs`` is no refusal: the schedule continues.
 
     Arguments
     ---------
@@ -146,6 +150,9 @@ def other_settings(folder, record, ignore=()):
     /... holds a finished baseline made with other settings (lr: 0.1 then, \
 0.2 now)
     >>> other_settings(folder, {"phase": "baseline", "lr": 0.2}, ["lr"])
+    >>> other_settings(folder, {"phase": "baseline", "lr": 0.1,
+    ...                         "number_of_epochs": 3}) is None
+    True
     """
     folder = Path(folder)
     path = folder / RECORD_FILE
@@ -155,7 +162,7 @@ def other_settings(folder, record, ignore=()):
     changes = [
         change
         for change in setting_changes(before, record)
-        if change.partition(":")[0] not in ignore
+        if change.partition(":")[0] not in (*ignore, *CONTINUABLE)
     ]
     if not changes:
         return None
