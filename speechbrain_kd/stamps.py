@@ -381,6 +381,9 @@ def input_changes(before, now):
     >>> input_changes(was, {"data": was["data"],
     ...                     "checkpoints": was["checkpoints"][::-1]})
     ['the order of the teachers']
+    >>> input_changes(was, {"data": {"train.csv": "0", "audio": "9"},
+    ...                     "checkpoints": was["checkpoints"]})
+    ['the data (train.csv)']
     >>> input_changes(None, was)
     ['its inputs (not recorded by an older version)']
     """
@@ -393,6 +396,9 @@ def input_changes(before, now):
         for key in sorted(set(data_before) | set(data_now))
         if data_before.get(key) != data_now.get(key)
     ]
+    if len(parts) > 1 and parts[0].startswith("audio"):
+        # The audio stamp lists the manifests' clips: name the cause only.
+        parts = parts[1:]
     if parts:
         changes.append(f"the data ({', '.join(parts)})")
     ckpt_before = dict(before.get("checkpoints") or [])

@@ -423,7 +423,10 @@ class Pipeline:
         ).hexdigest()
         read = [overrides.get("init_from")]
         read += overrides.get("teacher_folders") or []
-        inputs = phase_inputs(self.manifests(), [f for f in read if f])
+        try:
+            inputs = phase_inputs(self.manifests(), [f for f in read if f])
+        except (FileNotFoundError, ValueError) as error:  # a teacher gone
+            raise SystemExit(f"[pipeline] {name}: {error}") from None
         finished = (folder / done_file).is_file()
         if stamp.is_file():
             previous = json.loads(stamp.read_text())

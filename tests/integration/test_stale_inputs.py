@@ -9,6 +9,7 @@ specialist.
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,11 @@ def phase_lines(stdout):
             name = line[len("[pipeline] ") :].partition(": ")[0]
             lines.setdefault(name, line)
     return lines
+
+
+def last_line(text):
+    """The line a user reads last (empty when there is none)."""
+    return (text.strip().splitlines() or [""])[-1]
 
 
 def remove_clip(data, clip):
@@ -116,6 +122,16 @@ def test_changed_data_or_teacher_reruns_what_it_reaches(tmp_path):
         inputs = json.loads(stamp.read_text())["inputs"]
         assert inputs["data"] == summary["data"], entry["output_folder"]
 
+    # A teacher whose checkpoints are gone: named in one line.
+    spec = Path(summary["specialists"][0]["output_folder"])
+    shutil.rmtree(spec / "save")
+    result = run_script(args, check=False)
+    assert result.returncode == 1
+    message = last_line(result.stderr)
+    assert message.startswith("[pipeline] ensemble: "), message
+    assert f"{spec / 'save'} does not exist" in message
+    assert "Traceback" not in result.stderr
+
 
 def by_hand(data, out, *extra):
     return [
@@ -140,7 +156,7 @@ def test_phase_by_hand_with_other_settings_never_overwrites(
         by_hand(tiny_demo, out, "--model=logmel_cnn"), check=False
     )
     assert refused.returncode == 1
-    message = refused.stderr.strip().splitlines()[-1]
+    message = last_line(refused.stderr)
     assert message.startswith(
         f"{out} holds a finished baseline made with other settings ("
     ), message
@@ -163,7 +179,7 @@ def test_phase_by_hand_with_other_settings_never_overwrites(
     before = snapshot(out, mtimes=True)
     result = run_script(pipeline_args(tiny_demo, tmp_path), check=False)
     assert result.returncode == 1
-    message = result.stderr.strip().splitlines()[-1]
+    message = last_line(result.stderr)
     assert message.startswith(
         f"{out} holds a finished baseline made with other settings ("
     ), message
