@@ -440,8 +440,9 @@ class Pipeline:
             changes = input_changes(previous.get("inputs"), inputs)
             if changes:
                 print(
-                    f"[pipeline] {name}: {'; '.join(changes)} changed since "
-                    f"it ran: running it again from scratch ({folder})",
+                    f"[pipeline] {name}: its inputs changed since it ran "
+                    f"({'; '.join(changes)}): running it again from scratch "
+                    f"({folder})",
                     flush=True,
                 )
                 with sole_writer(folder):

@@ -96,9 +96,9 @@ def test_changed_data_or_teacher_reruns_what_it_reaches(tmp_path):
     assert "complete, skipped" in said["baseline"]
     assert "complete, skipped" in said[f"specialist:{spec.name}"]
     for phase in ("ensemble", "distill"):
-        assert (
-            f"the checkpoint of {spec} changed since it ran" in (said[phase])
-        ), said[phase]
+        line = said[phase]
+        assert line.startswith(f"[pipeline] {phase}: its inputs changed "), line
+        assert f"(the checkpoint of {spec}): running it again" in line, line
 
     # A clip removed from the data: the manifests are rebuilt and every
     # phase runs again; the summary holds the new data's fingerprint, the
@@ -109,8 +109,10 @@ def test_changed_data_or_teacher_reruns_what_it_reaches(tmp_path):
     result = run_script(args)
     said = phase_lines(result.stdout)
     assert "complete, skipped" not in result.stdout
-    assert "the data (" in said["baseline"], said["baseline"]
-    assert "train.csv" in said["baseline"]
+    assert (
+        "its inputs changed since it ran (the data (train.csv"
+        in said["baseline"]
+    ), said["baseline"]
     manifests = [out / "manifests" / f"{s}.csv" for s in ("train", "valid")]
     assert not any(Path(clip).stem in m.read_text() for m in manifests)
     summary = json.loads((out / "summary.json").read_text())
