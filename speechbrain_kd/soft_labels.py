@@ -114,6 +114,53 @@ class OnlineSoftLabels:
         return logits.float().to(wavs.device)
 
 
+def audio_digest(manifest_csv):
+    """A cheap stamp of the audio files a manifest lists.
+
+    SHA-256 of every clip's ID, size and modification time, not of the
+    audio itself: reading every file at every check would cost as much as
+    an epoch. A file rewritten, replaced or touched changes it.
+
+    Arguments
+    ---------
+    manifest_csv : str or pathlib.Path
+        A manifest with the columns ``ID`` and ``wav``.
+
+    Returns
+    -------
+    str
+        A hexadecimal digest.
+
+    Example
+    -------
+    >>> tmp = str(getfixture("tmpdir"))
+    >>> _ = open(tmp + "/a.wav", "wb").write(b"RIFF")
+    >>> _ = open(tmp + "/m.csv", "w").write("ID,wav\\na," + tmp + "/a.wav\\n")
+    >>> before = audio_digest(tmp + "/m.csv")
+    >>> _ = open(tmp + "/a.wav", "ab").write(b"more")
+    >>> audio_digest(tmp + "/m.csv") == before
+    False
+    >>> os.remove(tmp + "/a.wav")
+    >>> audio_digest(tmp + "/m.csv")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...m.csv: audio file .../a.wav of clip a cannot be ...
+    """
+    audio = hashlib.sha256()
+    for clip_id, wav in _manifest_clips(manifest_csv).items():
+        try:
+            stat = os.stat(wav)
+        except OSError as error:
+            raise FileNotFoundError(
+                f"{manifest_csv}: audio file {wav} of clip {clip_id} "
+                f"cannot be read: {error}"
+            ) from error
+        audio.update(
+            f"{clip_id}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+        )
+    return audio.hexdigest()
+
+
 class SoftLabelCache:
     """Teacher outputs computed once per clip, looked up by clip ID.
 
@@ -224,22 +271,10 @@ class SoftLabelCache:
             "labels": list(ensemble.labels),
             "teachers": list(ensemble.names),
         }
-        audio = hashlib.sha256()
-        for clip_id, wav in _manifest_clips(manifest_csv).items():
-            try:
-                stat = os.stat(wav)
-            except OSError as error:
-                raise FileNotFoundError(
-                    f"{manifest_csv}: audio file {wav} of clip {clip_id} "
-                    f"cannot be read: {error}"
-                ) from error
-            audio.update(
-                f"{clip_id}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-            )
         digests = {
             "teachers": ensemble.fingerprint(),
             "manifest": file_sha256(manifest_csv),
-            "audio": audio.hexdigest(),
+            "audio": audio_digest(manifest_csv),
             "settings": hashlib.sha256(
                 json.dumps(settings, sort_keys=True).encode()
             ).hexdigest(),

@@ -63,9 +63,19 @@ from speechbrain_kd.models import family_overrides, known_families
 from speechbrain_kd.pairs import read_confusing_pairs
 from speechbrain_kd.plots import plot_confusion_matrices
 from speechbrain_kd.reference import evaluate_linear_reference
+from speechbrain_kd.stamps import (
+    clear_phase_folder,
+    data_fingerprint,
+    input_changes,
+    other_settings,
+    phase_inputs,
+    setting_changes,
+    settings_record,
+)
 
 RECIPE = Path(__file__).resolve().parent
 HPARAMS = RECIPE / "hparams"
+SPLITS = ("train", "valid", "test")
 PHASE_YAMLS = {
     "baseline": "baseline.yaml",
     "specialist": "specialist.yaml",
@@ -75,6 +85,15 @@ PHASE_YAMLS = {
 # Sections of a preset besides the phases: "all" (every phase that has the
 # key) and "models" (the options of each model family).
 PRESET_SECTIONS = ("all", "models", *PHASE_YAMLS)
+# What prepares the manifests all phases share: one value for all of them,
+# so that no phase rebuilds the manifests from another split of the data.
+DATA_SETTINGS = (
+    "valid_ratio",
+    "seed",
+    "skip_bad_files",
+    "train_subset",
+    "split_setup_folder",
+)
 logger = logging.getLogger("pipeline")
 
 
@@ -106,6 +125,11 @@ def check_preset(preset, path):
     Traceback (most recent call last):
     ...
     SystemExit: p.yaml[distill]: 'top_k_pairs' is not a setting of ...
+    >>> check_preset({"distill": {"valid_ratio": 0.2}}, "p.yaml")
+    Traceback (most recent call last):
+    ...
+    SystemExit: p.yaml[distill]: valid_ratio prepares the data that every \
+phase shares: give it under 'all'
     """
     keys = phase_keys()
     for section, values in preset.items():
@@ -127,6 +151,11 @@ def check_preset(preset, path):
             set().union(*keys.values()) if section == "all" else keys[section]
         )
         for key in values:
+            if section != "all" and key in DATA_SETTINGS:
+                raise SystemExit(
+                    f"{path}[{section}]: {key} prepares the data that every "
+                    "phase shares: give it under 'all'"
+                )
             if key not in known:
                 where = "any phase" if section == "all" else section
                 raise SystemExit(
@@ -329,11 +358,57 @@ class Pipeline:
         merged.update(extra)
         return merged
 
+    def manifests(self):
+        """The manifests every phase trains and tests on."""
+        return [self.output / "manifests" / f"{s}.csv" for s in SPLITS]
+
+    def prepare_data(self):
+        """Rebuild the manifests from the data, before any stamp is read.
+
+        Each phase's stamp holds the fingerprint of the manifests (and of
+        the audio they list) it was made from: a clip removed or relabelled
+        since then makes it, and every phase after it, run again.
+        """
+        from train import prepare_data
+
+        settings = preview_hparams(
+            HPARAMS / "baseline.yaml",
+            self.phase_overrides(
+                "baseline.yaml",
+                "baseline",
+                output_folder=str(self.output / "baseline"),
+            ),
+        )
+        try:
+            prepare_data(settings)
+            return data_fingerprint(self.manifests())
+        except (ValueError, OSError) as error:
+            raise SystemExit(f"[pipeline] data preparation: {error}") from None
+
     def run_phase(self, name, phase_yaml, done_file, **extra):
-        """Run ``train.py <phase_yaml>`` unless it already finished."""
+        """Run ``train.py <phase_yaml>`` unless it already finished.
+
+        A finished phase is skipped while its settings and its inputs (the
+        data, the checkpoints of the phases it reads) are those of its
+        stamp; other settings are refused, other inputs train it again.
+        """
         phase = name.split(":")[0]
         overrides = self.phase_overrides(phase_yaml, phase, **extra)
         folder = Path(overrides["output_folder"])
+        # The phases it reads (extra: set from the phases before) are its
+        # inputs, not its settings: other teachers train it again.
+        wiring = set(extra)
+        # The check train.py makes: a folder trained by hand with other
+        # settings is refused before the stamp is written into it.
+        refusal = other_settings(
+            folder,
+            settings_record(HPARAMS / phase_yaml, overrides),
+            ignore=wiring,
+        )
+        if refusal:
+            raise SystemExit(
+                f"{refusal}; use another --output_folder or delete it"
+            )
         stamp = folder / "pipeline_phase.json"
         settings = {
             "hparams": phase_yaml,
@@ -342,9 +417,16 @@ class Pipeline:
         }
         if self.processes > 1:  # a stamp of one process stays as it was
             settings["processes"] = self.processes
+        own = {k: v for k, v in overrides.items() if k not in wiring}
         digest = hashlib.sha256(
-            json.dumps(settings, sort_keys=True).encode()
+            json.dumps(dict(settings, overrides=own), sort_keys=True).encode()
         ).hexdigest()
+        read = [overrides.get("init_from")]
+        read += overrides.get("teacher_folders") or []
+        try:
+            inputs = phase_inputs(self.manifests(), [f for f in read if f])
+        except (FileNotFoundError, ValueError) as error:  # a teacher gone
+            raise SystemExit(f"[pipeline] {name}: {error}") from None
         finished = (folder / done_file).is_file()
         if stamp.is_file():
             previous = json.loads(stamp.read_text())
@@ -355,14 +437,23 @@ class Pipeline:
                     f"settings ({changed_settings(previous, settings)}); "
                     "use another --output_folder or delete it"
                 )
-            if finished and previous.get("seconds") is not None:
+            changes = input_changes(previous.get("inputs"), inputs)
+            if changes:
+                print(
+                    f"[pipeline] {name}: its inputs changed since it ran "
+                    f"({'; '.join(changes)}): running it again from scratch "
+                    f"({folder})",
+                    flush=True,
+                )
+                with sole_writer(folder):
+                    clear_phase_folder(folder)
+            elif finished and previous.get("seconds") is not None:
                 print(f"[pipeline] {name}: complete, skipped ({folder})")
                 self.timings[name] = previous["seconds"]
                 return folder
         # Written first, so that an interrupted phase is known by its settings.
-        write_json_atomic(
-            stamp, {"digest": digest, "settings": settings, "seconds": None}
-        )
+        record = {"digest": digest, "settings": settings, "inputs": inputs}
+        write_json_atomic(stamp, {**record, "seconds": None})
         command = [sys.executable]
         if self.processes > 1:  # torchrun, one node
             command += [
@@ -380,9 +471,7 @@ class Pipeline:
         run_step(name, command, log_file=folder / "log.txt", cwd=RECIPE)
         seconds = time.time() - start
         self.timings[name] = seconds
-        write_json_atomic(
-            stamp, {"digest": digest, "settings": settings, "seconds": seconds}
-        )
+        write_json_atomic(stamp, {**record, "seconds": seconds})
         return folder
 
     def check_student_limits(self):
@@ -419,6 +508,7 @@ class Pipeline:
     def run(self):
         """All phases, the summary table and ``summary.json``."""
         self.check_student_limits()
+        self.data = self.prepare_data()
         out = self.output
         baseline = self.run_phase(
             "baseline",
@@ -522,6 +612,8 @@ class Pipeline:
         summary = {
             "preset": self.preset_name,
             "data_folder": str(self.data_folder),
+            # What every phase below was made from (their stamps agree).
+            "data": self.data,
             "labels": base["labels"],
             "reference": phase_entry(results(reference), reference),
             "baseline": phase_entry(base, baseline),
@@ -573,20 +665,17 @@ def changed_settings(previous, settings):
     ...     {"overrides": {"lr": 0.2, "seed": 1}})
     'lr: 0.1 then, 0.2 now'
     """
-    before = previous.get("settings", {})
-    flat = {}
-    for part in ("hparams", "overrides", "run_opts", "processes"):
-        old, new = before.get(part), settings.get(part)
-        if part == "overrides":
-            for key in sorted(set(old or {}) | set(new or {})):
-                flat[key] = ((old or {}).get(key), (new or {}).get(key))
-        else:
-            flat[part] = (old, new)
-    changes = [
-        f"{key}: {old} then, {new} now"
-        for key, (old, new) in flat.items()
-        if old != new
-    ]
+
+    def flat(stamped):
+        parts = ("hparams", "run_opts", "processes")
+        return {
+            **{part: stamped.get(part) for part in parts},
+            **(stamped.get("overrides") or {}),
+        }
+
+    changes = setting_changes(
+        flat(previous.get("settings", {})), flat(settings)
+    )
     return "; ".join(changes) or "a stamp of another format"
 
 

@@ -16,6 +16,11 @@ script with another YAML:
 the soft labels of frozen teachers, ``ensemble`` only evaluates the averaged
 posteriors of its teachers. A specialist YAML without ``target_pair`` trains
 one specialist per pair of ``confusing_pairs_file`` in one command.
+
+A folder that holds a phase's checkpoints or results made with other
+settings is refused before anything is written (``phase_settings.json``
+records them, :mod:`speechbrain_kd.stamps`); ``--overwrite=True`` deletes
+what it holds and trains afresh.
 """
 
 import csv
@@ -62,6 +67,11 @@ from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.pairs import read_confusing_pairs
 from speechbrain_kd.soft_labels import teacher_soft_labels
+from speechbrain_kd.stamps import (
+    check_phase_folder,
+    claim_phase_folder,
+    settings_record,
+)
 from speechbrain_kd.teachers import TeacherError, teacher_kind
 
 logger = logging.getLogger(__name__)
@@ -415,11 +425,21 @@ def main(argv):
             f"the command-line settings are not YAML ({what}): "
             + " ".join(argv[1:])
         ) from None
+    overwrite = overrides.pop("overwrite", False)
     try:
         phase_settings(hparams_file, overrides)  # before anything is written
+        runs = []
         for run in specialist_overrides(hparams_file, overrides):
             folder = phase_settings(hparams_file, run)["output_folder"]
-            with sole_writer(Path(folder).resolve()):
+            folder = Path(folder).resolve()
+            record = settings_record(hparams_file, run)
+            check_phase_folder(folder, record, overwrite)
+            runs.append((run, folder, record))
+        for run, folder, record in runs:
+            with sole_writer(folder):
+                run_on_main(
+                    claim_phase_folder, args=[folder, record, overwrite]
+                )
                 run_phase(hparams_file, run_opts, run)
     except (FolderInUse, SettingError, TeacherError) as error:
         raise SystemExit(str(error)) from None

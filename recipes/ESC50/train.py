@@ -10,7 +10,8 @@ ESC-50 (Piczak, ACM Multimedia 2015), 5 folds. The nouns all come from the
 library (model families, the Brain, the KD loss, the teacher ensemble and
 its soft-label cache, complexity limits); this script only orders them:
 prepare the split, build the data pipeline, train, evaluate on the test
-fold. A YAML with ``teacher_folders`` is a student.
+fold. A YAML with ``teacher_folders`` is a student. A folder holding a
+run of other settings is refused unless ``--overwrite=True``.
 """
 
 import logging
@@ -40,6 +41,11 @@ from speechbrain_kd.labels import (
 )
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.soft_labels import teacher_soft_labels
+from speechbrain_kd.stamps import (
+    check_phase_folder,
+    claim_phase_folder,
+    settings_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +184,14 @@ def main(argv):
     """Parse the command line; bad data or settings end in one line."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     overrides = yaml.safe_load(overrides) if overrides else {}
+    overwrite = overrides.pop("overwrite", False)
     try:
+        # A folder holding a run of other settings: refused, unwritten.
+        folder = preview_hparams(hparams_file, overrides)["output_folder"]
+        folder = Path(folder).resolve()
+        record = settings_record(hparams_file, overrides)
+        check_phase_folder(folder, record, overwrite)
+        run_on_main(claim_phase_folder, args=[folder, record, overwrite])
         run(hparams_file, run_opts, overrides)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -192,3 +192,29 @@ def test_an_exported_model_teaches_a_student_of_another_family(esc50, tmp_path):
         for run in (student, teacher)
     )
     assert cost["parameters"] < teacher_cost["parameters"] / 4
+
+
+@pytest.mark.slow
+def test_a_finished_folder_is_not_overwritten_by_other_settings(
+    esc50, tmp_path
+):
+    out = tmp_path / "teacher"
+    first = train("teacher.yaml", esc50, out, "--number_of_epochs=1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    refused = train("teacher.yaml", esc50, out, "--number_of_epochs=1",
+                    "--embedding_dim=16")  # fmt: skip
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "holds a finished phase made with other settings (" in last
+    assert "embedding_dim: " in last and "16 now" in last
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == files
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == (
+        before
+    )
+    again = train("teacher.yaml", esc50, out, "--number_of_epochs=1",
+                  "--embedding_dim=16", "--overwrite=True")  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    spec = json.loads((out / "save" / "model_spec.json").read_text())
+    assert spec["embedding_model"]["config"]["embedding_dim"] == 16
