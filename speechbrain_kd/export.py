@@ -352,15 +352,16 @@ def _clips(rows, rate, channels):
         yield row, wav
 
 
-def _check_model_bytes(figures, max_model_bytes):
+def _check_model_bytes(figures, max_model_bytes, counted=False):
     """Refuse the most compact exported format over ``max_model_bytes``."""
     if max_model_bytes is None:
         return
     name = min(figures, key=lambda f: figures[f]["parameter_bytes"])
     size = figures[name]["parameter_bytes"]
     if size > max_model_bytes:
+        holds = "would hold at least" if counted else "holds"
         raise ValueError(
-            f"max_model_bytes={max_model_bytes}: the {name} model holds "
+            f"max_model_bytes={max_model_bytes}: the {name} model {holds} "
             f"{size:,} bytes of parameters ({figures[name]['precision']}), "
             f"{size - max_model_bytes:,} over the limit; choose a smaller "
             "model or the int8 format"
@@ -584,14 +585,20 @@ def export_model(
         modules["embedding_model"], modules["classifier"], rate, channels
     )
     check_limits(complexity, max_params, max_macs, what="the exported model")
-    # The fewest bytes any requested format can have, before writing.
-    least = min(
-        complexity["parameter_bytes"][FORMAT_PRECISION[name]]
-        for name in formats
-    )
+    # Before writing: each format holds at least its parameter count at
+    # its precision (the file is measured again once it is made).
     _check_model_bytes(
-        {"model": {"parameter_bytes": least, "precision": "at least"}},
+        {
+            name: {
+                "parameter_bytes": complexity["parameter_bytes"][
+                    FORMAT_PRECISION[name]
+                ],
+                "precision": FORMAT_PRECISION[name],
+            }
+            for name in formats
+        },
         max_model_bytes,
+        counted=True,
     )
     export_folder.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(export_folder)

@@ -133,9 +133,20 @@ class Posteriors(torch.nn.Module):
 
 
 def _unsupported(error):
-    """The operator an exporter error names, if any."""
-    found = re.search(r"aten[.:]+[A-Za-z_][\w.]*", str(error))
-    return found.group(0) if found else None
+    """The operator an exporter error names, and why, if it says."""
+    text = ""
+    while error is not None:
+        text += f"\n{error}"
+        error = error.__cause__ or error.__context__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    operator = re.search(r"op='([^']+)'", text) or re.search(
+        r"(aten[.:]+[A-Za-z_][\w.]*)", text
+    )
+    reason = re.search(r"Failure message: ([^\n]+)", text)
+    return (
+        operator.group(1) if operator else "an operator",
+        reason.group(1).strip() if reason else text.strip().splitlines()[0],
+    )
 
 
 def _in_scopes(node, scopes):
@@ -209,13 +220,11 @@ def to_onnx(embedding_model, classifier, spec, path, check=True):
             'pip install "speechbrain-kd[export]"'
         ) from error
     except Exception as error:  # the exporter raises many kinds
-        operator = _unsupported(error) or "an operator"
-        first = str(error).strip().splitlines()[0] if str(error) else ""
+        operator, reason = _unsupported(error)
         raise ValueError(
-            f"{family} cannot be exported to ONNX: {operator} has no ONNX "
-            f"translation in torch {torch.__version__} at opset {OPSET} "
-            f"({type(error).__name__}: {first[:200]}); formats that work "
-            "for it: torch"
+            f"{family} cannot be exported to ONNX: operator {operator} has no "
+            f"ONNX translation in torch {torch.__version__} (opset {OPSET}): "
+            f"{reason[:200]}; formats that work for it: torch"
         ) from error
     model = program.model_proto
     scopes = net.front_end_scopes()
