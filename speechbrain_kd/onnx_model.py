@@ -60,36 +60,11 @@ def require_onnx():
     return onnx, onnxruntime
 
 
-class _MaxPool1dAs2d(torch.nn.Module):
-    """MaxPool1d as the equal MaxPool2d over a unit axis.
-
-    torch 2.14's exporter fixes the input length of ``aten.max_pool1d``
-    to the example's (it calls ``guard_int`` on the pooled length), so a
-    raw-waveform model would take clips of one length only; ``max_pool2d``
-    stays dynamic and exports to the same ONNX MaxPool.
-    """
-
-    def __init__(self, pool):
-        super().__init__()
-        self.pool = pool
-
-    def forward(self, x):
-        pool = self.pool
-        return torch.nn.functional.max_pool2d(
-            x.unsqueeze(-1),
-            (pool.kernel_size, 1),
-            (pool.stride, 1),
-            (pool.padding, 0),
-            (pool.dilation, 1),
-            ceil_mode=pool.ceil_mode,
-        ).squeeze(-1)
-
-
 class Posteriors(torch.nn.Module):
     """Waveforms ``[B, T, C]`` -> posteriors ``[B, n_classes]`` (eval mode).
 
-    A copy of the two modules, ready to export (1-D max pooling as 2-D,
-    see :class:`_MaxPool1dAs2d`); the originals are not changed.
+    A copy of the two modules, in eval mode (the originals are not
+    changed).
 
     Arguments
     ---------
@@ -112,10 +87,6 @@ class Posteriors(torch.nn.Module):
         super().__init__()
         self.embedding_model = copy.deepcopy(embedding_model).eval()
         self.classifier = copy.deepcopy(classifier).eval()
-        for module in list(self.modules()):
-            for name, child in list(module.named_children()):
-                if isinstance(child, torch.nn.MaxPool1d):
-                    setattr(module, name, _MaxPool1dAs2d(child))
 
     def forward(self, waveform):
         """Posteriors of a batch of waveforms at the model's rate."""
