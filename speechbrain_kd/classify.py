@@ -1,6 +1,7 @@
 """Classify audio files with a trained phase folder or an exported model.
 
     python -m speechbrain_kd.classify MODEL PATH [PATH ...] [--json] [--top_k 3]
+        [--format torch|onnx|int8]
 
 ``MODEL`` is a phase output folder (its best checkpoint, loaded with
 :func:`speechbrain_kd.checkpoints.load_trained_model`), a folder made by

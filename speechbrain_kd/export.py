@@ -1,7 +1,16 @@
-"""Export a trained phase as a folder SpeechBrain's own classes can load.
+"""Export a trained phase as a folder SpeechBrain's own classes can load,
+and as ONNX and int8 ONNX.
 
     python -m speechbrain_kd.export PHASE_OUTPUT_FOLDER EXPORT_FOLDER \
-        [--overwrite] [--verify MANIFEST_CSV] [--data SENTENCE]
+        [--format torch,onnx,int8] [--verify MANIFEST_CSV] \
+        [--calibration MANIFEST_CSV] [--max_params N] [--max_macs N] \
+        [--max_model_bytes N] [--overwrite] [--data SENTENCE]
+
+``--format onnx`` adds ``model.onnx`` (waveform to posteriors) and ``int8``
+``model.int8.onnx`` (see :mod:`speechbrain_kd.onnx_model`); ``--verify``
+compares every format with the trained model on a manifest's clips and
+fails, writing nothing, below the thresholds; ``export.json`` holds each
+format's figures. The ``torch`` format (the default) is described below.
 
 The folder holds ``hyperparams.yaml``, the weights of the phase's best
 checkpoint (``embedding_model.ckpt``, ``classifier.ckpt``, plain state
