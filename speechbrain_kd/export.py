@@ -373,7 +373,7 @@ def _check_model_bytes(figures, max_model_bytes, counted=False):
             f"max_model_bytes={max_model_bytes}: the {name} model {holds} "
             f"{size:,} bytes of parameters ({figures[name]['precision']}), "
             f"{size - max_model_bytes:,} over the limit; choose a smaller "
-            "model or the int8 format"
+            "model" + ("" if name == "int8" else " or the int8 format")
         )
 
 
@@ -649,10 +649,12 @@ def export_model(
         for name in formats:
             if name in ONNX_FORMATS:
                 path = tmp / FORMAT_FILES[name]
+                stored = parameter_bytes(path)
                 figures[name] = {
                     "file": path.name,
                     "bytes_on_disk": path.stat().st_size,
-                    "parameter_bytes": parameter_bytes(path),
+                    "parameter_bytes": stored["parameters"],
+                    "quantization_bytes": stored["quantization"],
                 }
         for name in formats:
             figures[name]["precision"] = FORMAT_PRECISION[name]

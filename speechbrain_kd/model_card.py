@@ -235,7 +235,14 @@ def _formats_table(info):
         diff = f.get("max_abs_diff")
         lines.append(
             f"| {name} | `{f['file']}` | {f['bytes_on_disk'] / 1000:.1f} kB "
-            f"| {f['parameter_bytes'] / 1000:.1f} kB ({f['precision']}) "
+            f"| {f['parameter_bytes'] / 1000:.1f} kB ({f['precision']}"
+            + (
+                f"; {f['quantization_bytes'] / 1000:.1f} kB of scales and "
+                "zero points"
+                if f.get("quantization_bytes")
+                else ""
+            )
+            + ") "
             f"| {f['macs'] / 1e6:.1f} M | {percent(f.get('accuracy'))} "
             f"| {percent(f.get('agreement'))} "
             f"| {'n/a' if diff is None else f'{diff:.2g}'} |"
@@ -247,7 +254,8 @@ def _formats_table(info):
             f"(accuracy {percent(info.get('pytorch_accuracy'))}) on the "
             f"clips of `{Path(info['verified_on']).name}`. Parameters are "
             "counted at the precision each file stores them in (the "
-            "front end's fixed STFT window and mel filterbank excluded).",
+            "front end's fixed STFT window and mel filterbank excluded; "
+            "quantization scales and zero points beside).",
             "",
         ]
     else:

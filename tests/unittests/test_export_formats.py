@@ -110,6 +110,8 @@ def test_every_format_verified_against_the_trained_model(exported):
     assert figures["int8"]["parameter_bytes"] < (
         figures["onnx"]["parameter_bytes"] / 2
     )
+    assert figures["onnx"]["quantization_bytes"] == 0
+    assert figures["int8"]["quantization_bytes"] > 0
     card = (folder / "README.md").read_text()
     for name in figures:
         assert f"| {name} | `{figures[name]['file']}` |" in card
@@ -122,7 +124,7 @@ def test_int8_parameter_bytes_exclude_the_log_mel_tables(tmp_path):
     path = to_onnx(
         model.embedding_model, model.classifier, model.spec, tmp_path / "m.onnx"
     )
-    stored = onnx_model.parameter_bytes(path)
+    stored = onnx_model.parameter_bytes(path)["parameters"]
     # The mel filterbank alone (257 x 16 floats) would be 16 kB.
     trained = 4 * sum(
         p.numel()
