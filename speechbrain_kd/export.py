@@ -575,11 +575,11 @@ def export_model(
         )
     if any(name in ONNX_FORMATS for name in formats):
         require_onnx()
-    for name, limit in (("max_model_bytes", max_model_bytes),):
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
-        ):
-            raise ValueError(f"{name}={limit!r}: give a positive whole number")
+    limit = max_model_bytes
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+    ):
+        raise ValueError(f"max_model_bytes={limit!r}: give a positive number")
     _check_labels(spec, save / LABEL_ENCODER_FILE)
     best = find_best_checkpoint(phase_folder)
     modules = {}
