@@ -4,10 +4,11 @@ The whole classifier, waveform to posteriors, front end included (the
 log-mel families' STFT and mel filterbank are ONNX operators since opset
 17), is exported with torch's own exporter (``torch.onnx.export(...,
 dynamo=True)``, which needs ``onnxscript``), with dynamic batch and length
-axes. The int8 model is ONNX Runtime's post-training static quantization
-(``onnxruntime.quantization.quantize_static``, QDQ format, int8 weights per
-output channel and uint8 activations) of the convolutions and matrix
-products outside the front end, calibrated on clips of the training data.
+axes. The int8 model is ONNX Runtime's post-training quantization: the
+convolutions statically (``onnxruntime.quantization.quantize_static``, QDQ
+format, int8 weights per output channel, uint8 activations calibrated on
+clips of the training data), the linear layers dynamically
+(``quantize_dynamic``); the front end stays float.
 Install the libraries with ``pip install "speechbrain-kd[export]"``.
 
 Both files carry the labels, sample rate and channel count in their
@@ -231,11 +232,11 @@ def to_onnx(embedding_model, classifier, spec, path, check=True):
     onnx.helper.set_model_props(model, metadata)
     onnx.save(model, str(path))
     if check:
-        check_onnx(path, net, rate, channels)
+        _check_onnx(path, net, rate, channels)
     return path
 
 
-def check_onnx(path, net, rate, channels, atol=1e-4):
+def _check_onnx(path, net, rate, channels, atol=1e-4):
     """Compare an ONNX file with PyTorch at two batch sizes and lengths.
 
     Raises a ``RuntimeError`` naming the shapes when ONNX Runtime refuses
