@@ -41,11 +41,18 @@ setup(
     ],
     extras_require={
         "hub": ["huggingface_hub"],
+        # python -m speechbrain_kd.export --format onnx,int8: torch's
+        # exporter (dynamo=True needs onnxscript), ONNX Runtime to run,
+        # check and quantize the files.
+        "export": ["onnx", "onnxruntime", "onnxscript"],
         "dev": [
             "pytest",
             "pytest-xdist",
             "ruff",
             "huggingface_hub",
+            "onnx",
+            "onnxruntime",
+            "onnxscript",
         ],
     },
     license="Apache-2.0",

@@ -21,7 +21,12 @@ them alike), for one configuration of the DCASE2019 recipe:
   bare PyTorch loop (forward, CE + center loss, backward, both optimisers)
   on the same model and batches, the two alone in their group;
 - ``student_over_ensemble_inference``: one student over the ensemble of
-  baseline and specialists, per clip, on full evaluation clips;
+  baseline and specialists, per clip, on full evaluation clips, both
+  PyTorch fp32 at every core; beside it (``--only inference``) the
+  student in PyTorch fp32, ONNX Runtime fp32 and int8 (the library's
+  export), each at one thread and at every core: milliseconds per second
+  of audio, clips per second and the time over PyTorch fp32, and
+  ``int8_over_pytorch_fp32_1_thread``;
 - ``cache_build_over_epoch``: building the soft-label cache over one
   baseline epoch (``Brain.fit``, loader included);
 - ``phase_startup_seconds``: from spawning ``train.py hparams/baseline.yaml``
@@ -93,6 +98,7 @@ RATIO_KEYS = (
     "online_kd_over_cached_kd_step",
     "brain_over_bare_step",
     "student_over_ensemble_inference",
+    "int8_over_pytorch_fp32_1_thread",
     "cache_build_over_epoch",
     "phase_startup_seconds",
 )
@@ -818,39 +824,146 @@ def _measure_crop_read(config, bench, repeats):
     )
 
 
-def _measure_inference(config, bench, device, repeats):
-    """One student against the ensemble, per clip, on full clips."""
+def _inference_variants(config, bench, device):
+    """The student in PyTorch, ONNX Runtime fp32 and int8, and the ensemble.
+
+    Each at one thread and at every core (``torch.set_num_threads`` for
+    PyTorch around each call, one ONNX Runtime session per thread count).
+    The ONNX files come from the library's own export
+    (:func:`speechbrain_kd.onnx_model.to_onnx`, ``quantize_int8``
+    calibrated on training clips); without onnxruntime those variants
+    report the error.
+    """
+    from speechbrain_kd.dataio import available_cores
+    from speechbrain_kd.models.spec import module_spec
+
     student = _build_student(config)
     emb, clf = student["embedding_model"], student["classifier"]
     emb.to(device).eval()
     clf.to(device).eval()
     ensemble = bench["ensemble"]
+    cores = available_cores()
+    threads = {"1 thread": 1, f"{cores} threads": cores}
+    variants = {}
+
+    def with_threads(fn, n):
+        def run(batch):
+            before = torch.get_num_threads()
+            torch.set_num_threads(n)
+            try:
+                return fn(batch)
+            finally:
+                torch.set_num_threads(before)
+
+        return run
 
     @torch.no_grad()
     def run_student(batch):
-        batch = batch.to(device)
-        return clf(emb(*batch.sig))
+        return clf(emb(batch.sig.data.to(device)))
 
     @torch.no_grad()
     def run_ensemble(batch):
         batch = batch.to(device)
         return ensemble(*batch.sig)
 
-    out = interleave(
-        {"student": run_student, "ensemble": run_ensemble},
-        bench["eval_batches"],
-        repeats,
-        device,
+    for label, n in threads.items():
+        variants[f"pytorch fp32, {label}"] = with_threads(run_student, n)
+    ensemble_variant = (
+        f"ensemble fp32, {cores} threads",
+        with_threads(run_ensemble, cores),
     )
-    clips = sum(len(b.sig.data) for b in bench["eval_batches"]) * repeats
-    ms = {k: 1000 * sum(v["seconds"]) / clips for k, v in out.items()}
-    ratio = ms["student"] / ms["ensemble"]
+    if device != "cpu":  # ONNX Runtime runs on the CPU here
+        return variants, ensemble_variant
+    try:
+        from speechbrain_kd.onnx_model import (
+            OnnxModel,
+            quantize_int8,
+            to_onnx,
+        )
+
+        folder = Path(config["work"]) / "inference"
+        folder.mkdir(parents=True, exist_ok=True)
+        s = config["settings"]
+        spec = {
+            "embedding_model": module_spec(emb),
+            "sample_rate": s["sample_rate"],
+            "labels": list(bench["labels"]),
+        }
+        fp32 = to_onnx(emb, clf, spec, folder / "student.onnx")
+        clips = [
+            wav[: int(length * len(wav))].numpy()
+            for batch in bench["batches"][:4]
+            for wav, length in zip(*batch.sig, strict=True)
+        ]
+        int8 = quantize_int8(fp32, folder / "student.int8.onnx", clips)
+        for name, path in (("onnxruntime fp32", fp32), ("int8", int8)):
+            for label, n in threads.items():
+                model = OnnxModel(path, threads=n)
+                variants[f"{name}, {label}"] = lambda batch, model=model: (
+                    model.posteriors(batch.sig.data.numpy())
+                )
+    except Exception as error:  # reported, never fatal
+        variants["onnxruntime"] = _raises(error)
+    return variants, ensemble_variant
+
+
+def _raises(error):
+    def run(batch):
+        raise error
+
+    return run
+
+
+def _measure_inference(config, bench, device, repeats):
+    """Inference speed of the student's formats, and the ensemble's.
+
+    Per variant of :func:`_inference_variants`, on the evaluation batches
+    (full clips): milliseconds per second of audio, clips per second and
+    the time over PyTorch fp32 at the same thread count.
+    """
+    variants, (ensemble_name, run_ensemble) = _inference_variants(
+        config, bench, device
+    )
+    variants[ensemble_name] = run_ensemble
+    out = interleave(variants, bench["eval_batches"], repeats, device)
+    batches = bench["eval_batches"]
+    clips = sum(len(b.sig.data) for b in batches) * repeats
+    audio = (
+        sum(float(b.sig.lengths.sum()) * b.sig.data.shape[1] for b in batches)
+        * repeats
+        / config["settings"]["sample_rate"]
+    )
+    table = {}
+    for name, entry in out.items():
+        if "error" in entry:
+            table[name] = {"error": entry["error"]}
+            continue
+        total = sum(entry["seconds"])
+        table[name] = {
+            "ms_per_audio_second": 1000 * total / audio,
+            "clips_per_second": clips / total,
+        }
+    for name, row in table.items():
+        reference = "pytorch fp32, " + name.split(", ")[-1]
+        if "error" not in row and "error" not in table.get(reference, {}):
+            if reference in table:
+                row["over_pytorch_fp32"] = (
+                    row["ms_per_audio_second"]
+                    / table[reference]["ms_per_audio_second"]
+                )
+    bench["inference_table"] = table
+    student = table["pytorch fp32, 1 thread"]["ms_per_audio_second"]
+    # Both at every core.
+    same = "pytorch fp32, " + ensemble_name.split(", ")[-1]
+    ratios = {
+        "student_over_ensemble_inference": _ratio(out, same, ensemble_name)
+    }
+    int8 = table.get("int8, 1 thread", {})
+    if "over_pytorch_fp32" in int8:
+        ratios["int8_over_pytorch_fp32_1_thread"] = int8["over_pytorch_fp32"]
     return (
-        {"student_over_ensemble_inference": ratio},
-        {
-            "student_ms_per_clip": ms["student"],
-            "ensemble_ms_per_clip": ms["ensemble"],
-        },
+        ratios,
+        {"student_ms_per_audio_second_1_thread": student},
         out,
     )
 
@@ -985,7 +1098,9 @@ def run_benchmark(config, device="cpu", repeats=3, only=None):
     ...     "crop_seconds": 0.5, "sample_rate": 8000})
     >>> out = run_benchmark(config, repeats=1, only=["inference"])
     >>> list(out["ratios"]), out["errors"]
-    (['student_over_ensemble_inference'], {})
+    (['student_over_ensemble_inference', 'int8_over_pytorch_fp32_1_thread'], {})
+    >>> [name.split(",")[0] for name in out["inference"]][::2]
+    ['pytorch fp32', 'onnxruntime fp32', 'int8', 'ensemble fp32']
     """
     only = list(only or MEASUREMENTS)
     unknown = sorted(set(only) - set(MEASUREMENTS))
@@ -1045,6 +1160,7 @@ def run_benchmark(config, device="cpu", repeats=3, only=None):
         "figures": figures,
         "memory": memory,
         "precision": precision,
+        "inference": bench.get("inference_table", {}),
         "errors": errors,
     }
 
@@ -1060,6 +1176,8 @@ def _targets(ratios, specialists):
             lambda r: 0.75 * goal <= r <= 1.25 * goal,
         ),
         "phase_startup_seconds": ("<= 5", lambda r: r <= 5),
+        # int8 at least 1.5 times as fast as PyTorch fp32 at one thread.
+        "int8_over_pytorch_fp32_1_thread": ("<= 0.667", lambda r: r <= 2 / 3),
     }
     return {
         key: {"target": text, "met": bool(rule(ratios[key]))}
@@ -1130,6 +1248,21 @@ def format_report(report):
             else:
                 problem = next(iter(entry.values()))
                 lines.append(f"  {name:<22} {str(problem)[:100]}")
+    if report.get("inference"):
+        lines.append(
+            f"inference (per second of audio)  {'ms':>8}  {'clips/s':>8}"
+            "  x PyTorch fp32"
+        )
+    for name, row in report.get("inference", {}).items():
+        if "error" in row:
+            lines.append(f"  {name:<31} {row['error'][:100]}")
+            continue
+        over = row.get("over_pytorch_fp32")
+        lines.append(
+            f"  {name:<31} {row['ms_per_audio_second']:8.3f}  "
+            f"{row['clips_per_second']:8.1f}  "
+            + ("" if over is None else f"{over:.2f}")
+        )
     for name, text in report.get("errors", {}).items():
         lines.append(f"FAILED {name}:")
         lines.extend(f"  {line}" for line in text.strip().splitlines())

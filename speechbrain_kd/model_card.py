@@ -6,6 +6,8 @@ What the model is, the method that trained it (Jung, Heo, Shim, Yu,
 SpeechBrain's own classes, and why to audit its ``hyperparams.yaml`` first.
 """
 
+from pathlib import Path
+
 CITATION = (
     'Jee-weon Jung, Hee-Soo Heo, Hye-jin Shim, Ha-Jin Yu, "Knowledge '
     'Distillation in Acoustic Scene Classification", IEEE Access 8:'
@@ -14,7 +16,13 @@ CITATION = (
 
 
 def model_card(
-    spec, results, checkpoint_name, has_plot, data=None, complexity=None
+    spec,
+    results,
+    checkpoint_name,
+    has_plot,
+    data=None,
+    complexity=None,
+    formats=None,
 ):
     """The ``README.md`` of an exported model.
 
@@ -32,6 +40,9 @@ def model_card(
         A sentence on the training data.
     complexity : dict, optional
         :func:`speechbrain_kd.complexity.model_complexity` of the model.
+    formats : dict, optional
+        The export's ``export.json``: a table of its formats (file, size,
+        parameter bytes, MACs, accuracy, agreement) and how to run each.
 
     Returns
     -------
@@ -52,6 +63,15 @@ def model_card(
     ...     8000, n_channels=4)
     >>> card = model_card(spec, None, "CKPT+1", False, complexity=cost)
     >>> f"| {cost['parameters']:,} |" in card
+    True
+    >>> info = {"formats": {"int8": {"file": "model.int8.onnx",
+    ...     "bytes_on_disk": 9000, "parameter_bytes": 3000,
+    ...     "precision": "int8", "macs": 10**6, "accuracy": 0.9,
+    ...     "agreement": 0.99, "max_abs_diff": 0.01}}}
+    >>> card = model_card(spec, None, "CKPT+1", False, formats=info)
+    >>> "| int8 | `model.int8.onnx` | 9.0 kB | 3.0 kB (int8) |" in card
+    True
+    >>> "OnnxModel" in card and "EncoderClassifier" not in card
     True
     """
     config = spec["embedding_model"]["config"]
@@ -123,20 +143,57 @@ def model_card(
             f"{complexity['sample_rate']} Hz.",
             "",
         ]
+    exported = (formats or {}).get("formats", {"torch": {}})
+    if formats:
+        lines += _formats_table(formats)
+    lines += ["## Use", ""]
+    if "torch" in exported:
+        lines += [
+            "```python",
+            "# pip install speechbrain-kd  (provides the model classes)",
+            "from speechbrain.inference.classifiers import EncoderClassifier",
+            "",
+            "model = EncoderClassifier.from_hparams(",
+            '    source="<this repo or folder>", savedir="pretrained_model"',
+            ")",
+            'out_prob, score, index, label = model.classify_file("clip.wav")',
+            "```",
+            "",
+            "`out_prob` holds log posteriors.",
+            "",
+        ]
+    for name in ("onnx", "int8"):
+        if name not in exported:
+            continue
+        file = exported[name]["file"]
+        lines += [
+            f"`{file}` ({name}) takes waveforms `[batch, time, channels]` "
+            f"at {spec['sample_rate']} Hz with "
+            f"{config.get('in_channels', 1)} channel(s) and gives "
+            "posteriors; its metadata holds the labels. With ONNX Runtime "
+            "alone:",
+            "",
+            "```python",
+            "import json, onnxruntime, soundfile",
+            "",
+            f'session = onnxruntime.InferenceSession("{file}")',
+            "meta = session.get_modelmeta().custom_metadata_map",
+            'labels = json.loads(meta["labels"])',
+            'wav, rate = soundfile.read("clip.wav", dtype="float32", '
+            "always_2d=True)",
+            f"# (resample to {spec['sample_rate']} Hz and adapt the channels "
+            "first if needed)",
+            'posteriors = session.run(None, {"waveform": wav[None]})[0][0]',
+            "print(labels[posteriors.argmax()])",
+            "```",
+            "",
+            "or, resampling and adapting channels for you, "
+            "`speechbrain_kd.onnx_model.OnnxModel`.",
+            "",
+        ]
     lines += [
-        "## Use",
-        "",
-        "```python",
-        "# pip install speechbrain-kd  (provides the model classes)",
-        "from speechbrain.inference.classifiers import EncoderClassifier",
-        "",
-        "model = EncoderClassifier.from_hparams(",
-        '    source="<this repo or folder>", savedir="pretrained_model"',
-        ")",
-        'out_prob, score, index, label = model.classify_file("clip.wav")',
-        "```",
-        "",
-        "`out_prob` holds log posteriors. From the command line:",
+        "From the command line (any format; `--format` picks one in a "
+        "folder holding several):",
         "`python -m speechbrain_kd.classify <folder> clip.wav --top_k 3`.",
         "",
         "## Safety",
@@ -159,3 +216,48 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _formats_table(info):
+    """The card's table of exported formats (from ``export.json``)."""
+
+    def percent(value):
+        return "n/a" if value is None else f"{100 * value:.1f} %"
+
+    lines = [
+        "## Formats",
+        "",
+        "| format | file | size on disk | parameters | MACs per s | "
+        "accuracy | top-1 agreement | largest posterior difference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in info["formats"].items():
+        diff = f.get("max_abs_diff")
+        lines.append(
+            f"| {name} | `{f['file']}` | {f['bytes_on_disk'] / 1000:.1f} kB "
+            f"| {f['parameter_bytes'] / 1000:.1f} kB ({f['precision']}"
+            + (
+                f"; {f['quantization_bytes'] / 1000:.1f} kB of scales and "
+                "zero points"
+                if f.get("quantization_bytes")
+                else ""
+            )
+            + ") "
+            f"| {f['macs'] / 1e6:.1f} M | {percent(f.get('accuracy'))} "
+            f"| {percent(f.get('agreement'))} "
+            f"| {'n/a' if diff is None else f'{diff:.2g}'} |"
+        )
+    lines.append("")
+    if info.get("verified_on"):
+        lines += [
+            f"Accuracy and agreement with the trained PyTorch model "
+            f"(accuracy {percent(info.get('pytorch_accuracy'))}) on the "
+            f"clips of `{Path(info['verified_on']).name}`. Parameters are "
+            "counted at the precision each file stores them in (the "
+            "front end's fixed STFT window and mel filterbank excluded; "
+            "quantization scales and zero points beside).",
+            "",
+        ]
+    else:
+        lines += ["Not verified on clips (export without `--verify`).", ""]
+    return lines

@@ -109,3 +109,27 @@ def test_doctests(bench, request):
     for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_inference_table_holds_every_format_and_thread_count(bench, tmp_path):
+    pytest.importorskip("onnxruntime")
+    report = bench.run_benchmark(
+        tiny_config(bench, tmp_path), repeats=1, only=["inference"]
+    )
+    table = report["inference"]
+    assert [name.split(", ")[0] for name in table] == [
+        "pytorch fp32",
+        "pytorch fp32",
+        "onnxruntime fp32",
+        "onnxruntime fp32",
+        "int8",
+        "int8",
+        "ensemble fp32",
+    ]
+    for name, row in table.items():
+        assert row["ms_per_audio_second"] > 0 and row["clips_per_second"] > 0
+        if name.startswith("pytorch"):
+            assert row["over_pytorch_fp32"] == 1.0
+    assert "int8_over_pytorch_fp32_1_thread" in report["ratios"]
+    printed = bench.format_report(report)
+    assert "int8, 1 thread" in printed and "x PyTorch fp32" in printed

@@ -39,6 +39,15 @@ FAMILIES = {
         conv_channels=[4, 8],
         embedding_dim=4,
     ),
+    "mobile": lambda: LogMelCNN(
+        sample_rate=RATE,
+        n_mels=16,
+        n_fft=512,
+        conv_channels=[4, 8],
+        embedding_dim=4,
+        block="inverted_residual",
+        expansion=2,
+    ),
 }
 
 
