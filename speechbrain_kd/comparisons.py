@@ -38,6 +38,12 @@ MIN_CLIPS = 30
 RESAMPLES = 10_000
 BOOTSTRAP_SEED = 2019  # fixed: the same interval on every run
 PREDICTIONS_FILE = "test_predictions.csv"
+LEGEND = (
+    "difference: first minus second in accuracy points, pooled over seeds "
+    "(a specialist: the baseline's errors in its pair minus its own, in "
+    "points of the pair's clips); holds: the 95 % interval (bootstrap over "
+    "clips within seeds) lies above zero."
+)
 
 # The paper's claims between two rows of a pipeline summary, first > second.
 CLAIMS = (
@@ -385,6 +391,11 @@ p (exact McNemar) | clips (seeds) | holds |
     | specialist 1 vs baseline: errors in a/b (3 vs 5) | +5.0 | \
 too few clips | 0.5 | 24 (1, 2) | no |
     | student vs control | refused: other clips | | | (1) | no |
+    <BLANKLINE>
+    difference: first minus second in accuracy points, pooled over seeds (a
+    specialist: the baseline's errors in its pair minus its own, in points
+    of the pair's clips); holds: the 95 % interval (bootstrap over clips
+    within seeds) lies above zero.
     """
     lines = [
         "| claim: first vs second | difference (points) | 95 % interval "
@@ -416,4 +427,5 @@ too few clips | 0.5 | 24 (1, 2) | no |
             f"{entry['p_value']:.2g} | {entry['n_clips']} ({seeds}) | "
             f"{'yes' if entry['holds'] else 'no'} |"
         )
+    lines.append(f"\n{LEGEND}")
     return "\n".join(lines)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import yaml
 
+from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
 from speechbrain_kd.complexity import (
     COMPLEXITY_FILE,
     LIMIT_SETTINGS,
@@ -558,8 +559,13 @@ class Pipeline:
         summary["confusion_plot"] = str(plot)
         for entry in ("reference", "baseline", "ensemble", "student"):
             summary[entry].pop("confusion_matrix")
+        seed = self.phase_overrides("baseline.yaml", "baseline").get(
+            "seed", yaml_default(HPARAMS / "baseline.yaml", "seed")
+        )
+        summary["comparisons"] = summary_comparisons({seed: summary})
         write_json_atomic(self.output / "summary.json", summary)
         print_table(summary)
+        print(f"\n{comparisons_table(summary['comparisons'])}")
         return summary
 
 
@@ -869,8 +875,9 @@ def run_seeds(args, overrides, run_opts):
             run_args, dict(overrides, seed=seed), run_opts
         ).run()
     table = summarize_seeds(summaries)
+    table["comparisons"] = summary_comparisons(summaries)
     write_json_atomic(top / "seeds_summary.json", table)
-    text = seeds_table(table)
+    text = f"{seeds_table(table)}\n\n{comparisons_table(table['comparisons'])}"
     (top / "seeds_table.md").write_text(text + "\n", encoding="utf-8")
     print(f"\n{text}\n")
     for claim, seeds in table["orderings"].items():
