@@ -17,7 +17,10 @@ resumed or inspected on its own):
 and, beside them, a linear reference (logistic regression on the mean
 and deviation of log-mel bands, :mod:`speechbrain_kd.reference`) on the same
 splits; then prints a table and writes ``<output_folder>/summary.json`` and
-``<output_folder>/confusion_matrices.png``. A phase whose outputs exist and
+``<output_folder>/confusion_matrices.png``. The summary's ``comparisons``
+hold each claim of the paper as a paired comparison of two models on the
+same test clips (:mod:`speechbrain_kd.comparisons`), pooled over the seeds
+in ``seeds_summary.json`` with ``--seeds``. A phase whose outputs exist and
 were made with the same settings is skipped, so an interrupted pipeline
 resumes (an interrupted phase resumes from its last checkpoint). Options
 other than the ones below (``--device``, ``--precision``, any hparam such

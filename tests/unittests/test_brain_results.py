@@ -540,7 +540,14 @@ def test_nonfinite_messages_name_every_clip_and_view(tmp_path):
 
 
 def record_validation(brain, epoch, targets, predictions):
-    """One validation epoch whose predictions are given, then its end."""
+    """One validation epoch whose predictions are given, then its end.
+
+    The classifier's weights are all set to the epoch's number first, so
+    that the checkpoint a test loads tells which epoch it was.
+    """
+    with torch.no_grad():
+        for p in brain.modules.classifier.parameters():
+            p.fill_(float(epoch))
     brain.hparams.epoch_counter.current = epoch
     brain.on_stage_start(sb.Stage.VALID, epoch)
     brain._records["ids"].extend(f"clip{k}" for k in range(len(targets)))
@@ -564,9 +571,6 @@ def test_evaluation_loads_the_best_checkpoint_not_the_latest(tmp_path):
     brain.init_optimizers()
     targets = [0, 2, 2]  # one clip of the pair
     for epoch, predictions in ((1, [0, 2, 2]), (2, [1, 0, 2])):
-        with torch.no_grad():  # weights that tell the epochs apart
-            for p in brain.modules.classifier.parameters():
-                p.fill_(float(epoch))
         record_validation(brain, epoch, targets, predictions)
     kept = {
         c.meta["epoch"]: c.meta for c in brain.checkpointer.list_checkpoints()
@@ -598,9 +602,6 @@ def test_specialist_keeps_and_loads_its_best_pair_accuracy_epoch(tmp_path):
         3: [0, 2, 0, 0, 0, 0],  # accuracy 1/6, pair accuracy 1/2
     }
     for epoch, predictions in epochs.items():
-        with torch.no_grad():  # weights that tell the epochs apart
-            for p in brain.modules.classifier.parameters():
-                p.fill_(float(epoch))
         record_validation(brain, epoch, targets, predictions)
     kept = {
         c.meta["epoch"]: c.meta for c in brain.checkpointer.list_checkpoints()
