@@ -253,13 +253,3 @@ def test_summaries_compare_the_rows_they_have(tmp_path):
     table = comparisons_table(refused)
     assert "| student vs ensemble | refused: student and ensemble" in table
     assert "| baseline vs reference | " in table
-
-
-def test_predictions_files_with_a_missing_column_or_a_clip_twice(tmp_path):
-    path = tmp_path / "p.csv"
-    path.write_text("ID,target\nc1,a\n")
-    with pytest.raises(ValueError, match=r"p.csv has no column prediction"):
-        read_predictions(path)
-    path.write_text("ID,target,prediction\nc1,a,a\nc1,a,b\n")
-    with pytest.raises(ValueError, match=r"p.csv lists clip c1 twice"):
-        read_predictions(path)
