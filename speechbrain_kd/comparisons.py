@@ -374,23 +374,23 @@ def comparisons_table(comparisons):
     Example
     -------
     >>> print(comparisons_table({
+    ...     "student_vs_kd_baseline": {"refused": "other clips", "seeds": [1]},
     ...     "student_vs_ensemble": {"difference": 2.5, "ci95": [0.5, 4.5],
     ...         "p_value": 0.0312, "n_clips": 600, "seeds": [1, 2, 3],
     ...         "holds": True},
     ...     "specialist_1_vs_baseline_pair_errors": {"difference": 5.0,
     ...         "ci95": None, "note": "too few clips", "p_value": 0.5,
     ...         "n_clips": 24, "seeds": [1, 2], "holds": False,
-    ...         "pairs": ["a/b", "a/b"], "errors": [3, 5]},
-    ...     "student_vs_control": {"refused": "other clips", "seeds": [1]}}))
+    ...         "pairs": ["a/b", "a/c", "a/b"], "errors": [3, 5]}}))
     ... # doctest: +NORMALIZE_WHITESPACE
     | claim: first vs second | difference (points) | 95 % interval | \
 p (exact McNemar) | clips (seeds) | holds |
     |---|---|---|---|---|---|
+    | student vs kd baseline | refused: other clips | | | (1) | no |
     | student vs ensemble | +2.5 | [+0.5, +4.5] | 0.031 | 600 (1, 2, 3) \
 | yes |
-    | specialist 1 vs baseline: errors in a/b (3 vs 5) | +5.0 | \
+    | specialist 1 vs baseline: errors in a/b, a/c (3 vs 5) | +5.0 | \
 too few clips | 0.5 | 24 (1, 2) | no |
-    | student vs control | refused: other clips | | | (1) | no |
     <BLANKLINE>
     difference: first minus second in accuracy points, pooled over seeds (a
     specialist: the baseline's errors in its pair minus its own, in points
@@ -403,7 +403,7 @@ too few clips | 0.5 | 24 (1, 2) | no |
         "|---|---|---|---|---|---|",
     ]
     for key, entry in comparisons.items():
-        name = key.replace("_vs_", " vs ").replace("_", " ")
+        name = key.replace("_", " ")  # student vs kd baseline
         if "pairs" in entry:
             pairs = ", ".join(dict.fromkeys(entry["pairs"]))
             first, second = entry["errors"]

@@ -93,14 +93,26 @@ def test_interval_is_reproducible_and_decides_whether_a_claim_holds():
     slightly = second.copy()
     slightly[np.flatnonzero(second == 0)[:2]] = 1  # two clips better
     clear = paired_difference({1: (better, second)})
-    assert clear == paired_difference({1: (better, second)})
     assert clear["ci95"][0] > 0 and clear["holds"]
+    # Few resamples: another generator seed would move the interval.
+    rough = paired_difference({1: (better, second)}, resamples=20)
+    assert rough == paired_difference({1: (better, second)}, resamples=20)
     small = paired_difference({1: (slightly, second)})
     assert small["difference"] == pytest.approx(1.0)
     assert small["ci95"][0] <= 0 < small["ci95"][1]
     assert not small["holds"]  # better on the mean, not beyond doubt
     worse = paired_difference({1: (second, better)})
     assert worse["ci95"][1] < 0 and not worse["holds"]
+    # Half a point above zero, constant within each seed: it holds.
+    barely = paired_difference({1: ([0] * 398, [0] * 398), 2: ([1, 1], [0, 0])})
+    assert barely["ci95"] == pytest.approx([0.5, 0.5]) and barely["holds"]
+
+
+def test_scores_may_be_booleans_and_must_be_there():
+    result = paired_difference({1: ([True] * 40, [False] * 40)})
+    assert result["difference"] == 100.0
+    with pytest.raises(ValueError, match="no clip to compare"):
+        paired_difference({1: ([], [])})
 
 
 def test_too_few_clips_give_no_interval():
@@ -114,9 +126,12 @@ def test_too_few_clips_give_no_interval():
         f"too few clips for a bootstrap interval: {MIN_CLIPS - 1} < {MIN_CLIPS}"
     )
     assert few["p_value"] == pytest.approx(2 * 0.5 ** (MIN_CLIPS - 1))
-    one_in_a_seed = paired_difference({1: (ones, zeros), 2: ([1], [0])})
+    one_in_a_seed = paired_difference({1: (ones[1:], zeros[1:]), 2: ([1], [0])})
+    assert one_in_a_seed["n_clips"] == MIN_CLIPS
     assert one_in_a_seed["ci95"] is None
     assert one_in_a_seed["note"].endswith(": 1 in a seed")
+    two_in_a_seed = paired_difference({1: (ones, zeros), 2: ([1, 1], [0, 0])})
+    assert two_in_a_seed["ci95"] == [100.0, 100.0]
     with pytest.raises(ValueError, match="seed 2: .* one score per clip"):
         paired_difference({1: (ones, zeros), 2: ([1, 0], [1])})
 
@@ -131,6 +146,12 @@ def test_runs_tested_on_other_clips_are_refused_naming_them():
         "baseline and student were not tested on the same clips: "
         "2 only in baseline (clip38, clip39)"
     )
+    with pytest.raises(ClipsDiffer, match=r"\(clip35, .*, clip39\)$"):
+        matched_clips(run, dict(list(run.items())[:-5]))
+    with pytest.raises(
+        ClipsDiffer, match=r"\(clip34, .*, clip38 and 1 more\)$"
+    ):
+        matched_clips(run, dict(list(run.items())[:-6]))
     relabelled = dict(run, clip3=("d" if run["clip3"][0] != "d" else "a",) * 2)
     with pytest.raises(ClipsDiffer, match=r"1 with another target \(clip3\)"):
         matched_clips(run, relabelled)
@@ -198,8 +219,11 @@ def test_summaries_compare_the_rows_they_have(tmp_path):
         row["specialists"] = [
             {**write_run(folder, "spec", targets, targets), "pair": ["a", "b"]}
         ]
-        if seed == 2:  # a control row in one seed only
+        if seed == 2:  # a control row and a second specialist in one seed
             row["control"] = write_run(folder, "control", targets, baseline)
+            row["specialists"].append(
+                {**write_run(folder, "spec2", targets, baseline), "pair": "cd"}
+            )
         summaries[seed] = row
     result = summary_comparisons(summaries)
     assert list(result) == [
@@ -208,8 +232,11 @@ def test_summaries_compare_the_rows_they_have(tmp_path):
         "student_vs_ensemble",
         "student_vs_control",
         "specialist_1_vs_baseline_pair_errors",
+        "specialist_2_vs_baseline_pair_errors",
     ]
     assert result["student_vs_control"]["seeds"] == [2]
+    assert result["specialist_2_vs_baseline_pair_errors"]["seeds"] == [2]
+    assert summary_comparisons({}) == {}
     assert result["student_vs_control"]["n_clips"] == 60
     assert result["ensemble_vs_baseline"]["difference"] == 0.0
     accuracy = {
@@ -240,6 +267,8 @@ def test_summaries_compare_the_rows_they_have(tmp_path):
         rows.replace("clip5,", "clip500,")
     )
     (tmp_path / "seed_2" / "control" / "test_predictions.csv").unlink()
+    spec = tmp_path / "seed_1" / "spec" / "test_predictions.csv"
+    spec.write_text(spec.read_text().replace("clip7,", "clip700,"))
     refused = summary_comparisons(summaries)
     assert refused["student_vs_ensemble"] == {
         "refused": "student and ensemble were not tested on the same clips: "
@@ -249,6 +278,10 @@ def test_summaries_compare_the_rows_they_have(tmp_path):
     assert (
         "control/test_predictions.csv"
         in (refused["student_vs_control"]["refused"])
+    )
+    assert refused["specialist_1_vs_baseline_pair_errors"]["refused"] == (
+        "specialist 1 and baseline were not tested on the same clips: "
+        "1 only in specialist 1 (clip700); 1 only in baseline (clip7)"
     )
     table = comparisons_table(refused)
     assert "| student vs ensemble | refused: student and ensemble" in table
