@@ -146,6 +146,9 @@ def test_predictions_files_with_a_missing_column_or_a_clip_twice(tmp_path):
     path.write_text("ID,target\nc1,a\n")
     with pytest.raises(ValueError, match=r"p.csv has no column prediction"):
         read_predictions(path)
+    path.write_text("ID\nc1\n")
+    with pytest.raises(ValueError, match=r"no column prediction, target$"):
+        read_predictions(path)
     path.write_text("ID,target,prediction\nc1,a,a\nc1,a,b\n")
     with pytest.raises(ValueError, match=r"p.csv lists clip c1 twice"):
         read_predictions(path)
