@@ -463,7 +463,7 @@ def check_comparisons(table, runs, seeds):
         )
         low, high = entry["ci95"]
         assert low <= entry["difference"] <= high
-        assert entry["holds"] == (low > 0)
+        assert entry["holds"] == (low > 0 and entry["p_value"] < 0.05)
     for rank in ranks:
         entry = comparisons[f"specialist_{rank}_vs_baseline_pair_errors"]
         specs = [run["specialists"][rank - 1] for run in runs]

@@ -103,9 +103,18 @@ def test_interval_is_reproducible_and_decides_whether_a_claim_holds():
     assert not small["holds"]  # better on the mean, not beyond doubt
     worse = paired_difference({1: (second, better)})
     assert worse["ci95"][1] < 0 and not worse["holds"]
-    # Half a point above zero, constant within each seed: it holds.
-    barely = paired_difference({1: ([0] * 398, [0] * 398), 2: ([1, 1], [0, 0])})
-    assert barely["ci95"] == pytest.approx([0.5, 0.5]) and barely["holds"]
+    # 0.8 points above zero, constant within each seed (8 discordant
+    # clips, p = 2 / 2**8): it holds.
+    barely = paired_difference(
+        {1: ([0] * 992, [0] * 992), 2: ([1] * 8, [0] * 8)}
+    )
+    assert barely["ci95"] == pytest.approx([0.8, 0.8])
+    assert barely["p_value"] == pytest.approx(2 / 2**8)
+    assert barely["holds"]
+    # Above zero by the interval, not by the exact test: it does not.
+    two = paired_difference({1: ([0] * 398, [0] * 398), 2: ([1, 1], [0, 0])})
+    assert two["ci95"] == pytest.approx([0.5, 0.5])
+    assert two["p_value"] == 0.5 and not two["holds"]
 
 
 def test_scores_may_be_booleans_and_must_be_there():
