@@ -36,6 +36,8 @@ setup(
         "numpy",
         # The linear reference row of every result table.
         "scikit-learn",
+        # Paired comparisons: bootstrap(rng=...) is 1.15's.
+        "scipy>=1.15",
         "soundfile",
         "matplotlib",
     ],

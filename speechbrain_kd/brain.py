@@ -30,8 +30,6 @@ Hyperparameters read (all optional unless stated):
   of teacher logits (``DistillationBrain`` only).
 """
 
-import csv
-import io
 import json
 import logging
 import os
@@ -43,10 +41,14 @@ import torch.nn.functional as F
 from speechbrain.utils.repro import SaveableGenerator
 
 from speechbrain_kd.dataio import loader_options
-from speechbrain_kd.files import write_json_atomic, write_text_atomic
+from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.labels import encoder_labels
 from speechbrain_kd.losses import mix_teacher_logits, mixup
-from speechbrain_kd.metrics import classification_report, grouped_accuracy
+from speechbrain_kd.metrics import (
+    classification_report,
+    grouped_accuracy,
+    write_predictions,
+)
 from speechbrain_kd.pairs import pair_errors
 from speechbrain_kd.plots import plot_confusion_matrix
 
@@ -514,23 +516,13 @@ class SceneClassificationBrain(sb.Brain):
 
     def _write_predictions(self, path, report):
         """Per-clip targets, predictions and posteriors, keyed by clip ID."""
-        labels = report["labels"]
-        probs = self._log_probs.exp()
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(["ID", "target", "prediction"] + labels)
-        for clip_id, target, row in zip(
+        write_predictions(
+            path,
             self._records["ids"],
             self._targets.tolist(),
-            probs.tolist(),
-            strict=True,
-        ):
-            best = max(range(len(row)), key=row.__getitem__)
-            writer.writerow(
-                [clip_id, labels[target], labels[best]]
-                + [f"{p:.6g}" for p in row]
-            )
-        write_text_atomic(path, text.getvalue())
+            self._log_probs.exp().tolist(),
+            report["labels"],
+        )
 
 
 class DistillationBrain(SceneClassificationBrain):

@@ -3,10 +3,18 @@
 Phase 5 of Jung, Heo, Shim, Yu, "Knowledge Distillation in Acoustic Scene
 Classification", IEEE Access 8:166870-166879, 2020: every model is
 evaluated by accuracy, class-wise accuracy and confusion matrix (the
-errors inside each confusing pair are in :mod:`speechbrain_kd.pairs`).
+errors inside each confusing pair are in :mod:`speechbrain_kd.pairs`),
+and its per-clip predictions are kept in a CSV file keyed by clip ID.
 """
 
+import csv
+import io
+
 import numpy as np
+
+from speechbrain_kd.files import write_text_atomic
+
+PREDICTION_COLUMNS = ("ID", "target", "prediction")
 
 
 def _class_indices(values, n_classes, name):
@@ -203,3 +211,83 @@ def grouped_accuracy(targets, predictions, groups):
         group: {"accuracy": sum(h) / len(h), "n_clips": len(h)}
         for group, h in sorted(hits.items())
     }
+
+
+def write_predictions(path, ids, targets, posteriors, labels):
+    """Write per-clip targets, predictions and posteriors, keyed by clip ID.
+
+    Columns: ``ID``, ``target``, ``prediction`` (scene names; the
+    prediction is the most probable scene) and one posterior per label.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        The CSV file (``<split>_predictions.csv``), written whole.
+    ids : sequence of str
+    targets : sequence of int
+        True class indices.
+    posteriors : array-like ``[clips, classes]``
+    labels : sequence of str
+        The class names, in index order.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> path = Path(getfixture("tmpdir")) / "test_predictions.csv"
+    >>> write_predictions(path, ["c1", "c2"], [0, 1],
+    ...                   [[0.9, 0.1], [0.8, 0.2]], ["bus", "park"])
+    >>> print(path.read_text().strip())
+    ID,target,prediction,bus,park
+    c1,bus,bus,0.9,0.1
+    c2,park,bus,0.8,0.2
+    """
+    labels = list(labels)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow([*PREDICTION_COLUMNS, *labels])
+    for clip_id, target, row in zip(ids, targets, posteriors, strict=True):
+        row = [float(p) for p in row]
+        best = max(range(len(row)), key=row.__getitem__)
+        writer.writerow(
+            [clip_id, labels[target], labels[best]] + [f"{p:.6g}" for p in row]
+        )
+    write_text_atomic(path, text.getvalue())
+
+
+def read_predictions(path):
+    """Read a predictions file: ``{clip ID: (target, prediction)}``.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A file written by :func:`write_predictions`.
+
+    Returns
+    -------
+    dict
+        Scene names, in the file's order of clips.
+
+    Raises
+    ------
+    ValueError
+        A column missing, or a clip listed twice (named with the file).
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> path = Path(getfixture("tmpdir")) / "p.csv"
+    >>> _ = path.write_text("ID,target,prediction\\nc1,bus,park\\n")
+    >>> read_predictions(path)
+    {'c1': ('bus', 'park')}
+    """
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = sorted(set(PREDICTION_COLUMNS) - set(reader.fieldnames or []))
+        if missing:
+            raise ValueError(f"{path} has no column {', '.join(missing)}")
+        clips = {}
+        for row in reader:
+            if row["ID"] in clips:
+                raise ValueError(f"{path} lists clip {row['ID']} twice")
+            clips[row["ID"]] = (row["target"], row["prediction"])
+    return clips

@@ -21,7 +21,7 @@ from speechbrain.lobes.features import Fbank
 
 from speechbrain_kd.dataio import load_audio
 from speechbrain_kd.files import write_json_atomic
-from speechbrain_kd.metrics import classification_report
+from speechbrain_kd.metrics import classification_report, write_predictions
 from speechbrain_kd.models.logmel_cnn import default_n_fft
 
 DEFAULT_CS = (0.01, 0.1, 1.0, 10.0)
@@ -157,14 +157,23 @@ def fit_linear_reference(train, valid, Cs=DEFAULT_CS):
 
 
 def evaluate_linear_reference(
-    prepare_folder, sample_rate, labels, out_file, n_mels=40, Cs=DEFAULT_CS
+    prepare_folder,
+    sample_rate,
+    labels,
+    out_file,
+    n_mels=40,
+    Cs=DEFAULT_CS,
+    predictions_file=None,
 ):
     """Fit the reference on a phase's manifests; write its test results.
 
     The results (:func:`~speechbrain_kd.metrics.classification_report`
     of the test split, with ``C``, ``valid_accuracy`` and the features
-    used) are written whole to ``out_file``; they are reused when the
-    manifests and the settings are those of the file (a stamp of both).
+    used) are written whole to ``out_file``, and the per-clip predictions
+    (:func:`~speechbrain_kd.metrics.write_predictions`) to
+    ``predictions_file``, the file the paired comparisons read; both are
+    reused when the manifests and the settings are those of the results
+    (a stamp of both).
 
     Arguments
     ---------
@@ -180,6 +189,8 @@ def evaluate_linear_reference(
         Mel bands.
     Cs : sequence of float
         The inverse regularisations tried on the validation split.
+    predictions_file : str or Path, optional
+        Default: ``test_predictions.csv`` beside ``out_file``.
 
     Returns
     -------
@@ -203,6 +214,8 @@ def evaluate_linear_reference(
     ...     folder, 8000, ["metro", "park"], folder / "ref.json", n_mels=8)
     >>> results["accuracy"], results["labels"]
     (1.0, ['metro', 'park'])
+    >>> (folder / "test_predictions.csv").read_text().splitlines()[0]
+    'ID,target,prediction,metro,park'
     """
     prepare_folder = Path(prepare_folder)
     manifests = [
@@ -218,7 +231,10 @@ def evaluate_linear_reference(
         ).hexdigest(),
     }
     out_file = Path(out_file)
-    if out_file.is_file():
+    predictions_file = Path(
+        predictions_file or out_file.with_name("test_predictions.csv")
+    )
+    if out_file.is_file() and predictions_file.is_file():
         previous = json.loads(out_file.read_text())
         if previous.get("settings") == settings:
             return previous
@@ -229,19 +245,23 @@ def evaluate_linear_reference(
     model, C, valid_accuracy = fit_linear_reference(
         splits["train"][1:], splits["valid"][1:], Cs
     )
-    _, features, scenes = splits["test"]
+    ids, features, scenes = splits["test"]
     labels = list(labels)
     unknown = sorted(set(scenes) - set(labels))
     if unknown:
         raise ValueError(
             f"{manifests[2]} has scenes {unknown} that are not among {labels}"
         )
-    predicted = model.predict(features)
+    # The posteriors in label order (0 for a scene absent from training);
+    # the prediction is their argmax, as model.predict gives.
+    posteriors = np.zeros((len(scenes), len(labels)))
+    columns = [labels.index(scene) for scene in model.classes_]
+    posteriors[:, columns] = model.predict_proba(features)
+    targets = [labels.index(s) for s in scenes]
     results = classification_report(
-        [labels.index(s) for s in scenes],
-        [labels.index(s) for s in predicted],
-        labels,
+        targets, posteriors.argmax(axis=1).tolist(), labels
     )
     results.update(C=C, valid_accuracy=valid_accuracy, settings=settings)
+    write_predictions(predictions_file, ids, targets, posteriors, labels)
     write_json_atomic(out_file, results)
     return results

@@ -37,6 +37,7 @@ CORE_MODULES = {
         "tests/unittests/test_specialist_step.py",
     ],
     "metrics": ["tests/unittests/test_metrics.py"],
+    "comparisons": ["tests/unittests/test_comparisons.py"],
     "pairs": ["tests/unittests/test_pairs.py"],
     "dataio": ["tests/unittests/test_dataio.py"],
     "brain": [

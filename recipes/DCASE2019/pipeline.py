@@ -17,7 +17,10 @@ resumed or inspected on its own):
 and, beside them, a linear reference (logistic regression on the mean
 and deviation of log-mel bands, :mod:`speechbrain_kd.reference`) on the same
 splits; then prints a table and writes ``<output_folder>/summary.json`` and
-``<output_folder>/confusion_matrices.png``. A phase whose outputs exist and
+``<output_folder>/confusion_matrices.png``. The summary's ``comparisons``
+hold each claim of the paper as a paired comparison of two models on the
+same test clips (:mod:`speechbrain_kd.comparisons`), pooled over the seeds
+in ``seeds_summary.json`` with ``--seeds``. A phase whose outputs exist and
 were made with the same settings is skipped, so an interrupted pipeline
 resumes (an interrupted phase resumes from its last checkpoint). Options
 other than the ones below (``--device``, ``--precision``, any hparam such
@@ -45,6 +48,7 @@ from pathlib import Path
 
 import yaml
 
+from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
 from speechbrain_kd.complexity import (
     COMPLEXITY_FILE,
     LIMIT_SETTINGS,
@@ -650,8 +654,13 @@ class Pipeline:
         summary["confusion_plot"] = str(plot)
         for entry in ("reference", "baseline", "ensemble", "student"):
             summary[entry].pop("confusion_matrix")
+        seed = self.phase_overrides("baseline.yaml", "baseline").get(
+            "seed", yaml_default(HPARAMS / "baseline.yaml", "seed")
+        )
+        summary["comparisons"] = summary_comparisons({seed: summary})
         write_json_atomic(self.output / "summary.json", summary)
         print_table(summary)
+        print(f"\n{comparisons_table(summary['comparisons'])}")
         return summary
 
 
@@ -958,8 +967,9 @@ def run_seeds(args, overrides, run_opts):
             run_args, dict(overrides, seed=seed), run_opts
         ).run()
     table = summarize_seeds(summaries)
+    table["comparisons"] = summary_comparisons(summaries)
     write_json_atomic(top / "seeds_summary.json", table)
-    text = seeds_table(table)
+    text = f"{seeds_table(table)}\n\n{comparisons_table(table['comparisons'])}"
     (top / "seeds_table.md").write_text(text + "\n", encoding="utf-8")
     print(f"\n{text}\n")
     for claim, seeds in table["orderings"].items():

@@ -64,6 +64,13 @@ def test_ordering_holds_in_every_seed_with_margin(seed_runs, better, worse):
     assert statistics.fmean(differences) >= MARGIN, (better, differences)
     claim = f"{better} >= {worse}"
     assert table["orderings"][claim] == len(SEEDS)
+    # The paired comparison pools the same clips: its difference is the
+    # mean gap (every seed tests every clip once).
+    paired = table["comparisons"][f"{better}_vs_{worse}"]
+    assert paired["seeds"] == list(SEEDS)
+    assert paired["difference"] == pytest.approx(
+        100 * statistics.fmean(differences)
+    )
 
 
 def test_every_specialist_cuts_its_pair_errors_in_every_seed(seed_runs):
@@ -78,3 +85,13 @@ def test_every_specialist_cuts_its_pair_errors_in_every_seed(seed_runs):
     assert table["orderings"]["every specialist cuts its pair errors"] == len(
         SEEDS
     )
+    for rank in (1, 2):
+        paired = table["comparisons"][
+            f"specialist_{rank}_vs_baseline_pair_errors"
+        ]
+        specs = [run["specialists"][rank - 1] for run in runs]
+        assert paired["errors"] == [
+            sum(s["pair_errors"] for s in specs),
+            sum(s["baseline_pair_errors"] for s in specs),
+        ]
+        assert paired["difference"] > 0

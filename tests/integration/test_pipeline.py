@@ -391,7 +391,7 @@ def test_pipeline_killed_inside_a_phase_ends_as_if_never_killed(
 
 def test_seeds_run_one_pipeline_each_and_tabulate_them(tiny_demo, tmp_path):
     out = tmp_path / "seeds"
-    run_script(
+    result = run_script(
         pipeline_args(tiny_demo, out, "--seeds=3,4", "--number_of_epochs=2")
     )
     table = json.loads((out / "seeds_summary.json").read_text())
@@ -410,3 +410,64 @@ def test_seeds_run_one_pipeline_each_and_tabulate_them(tiny_demo, tmp_path):
         overrides = json.loads(stamp.read_text())["settings"]["overrides"]
         assert overrides["seed"] == seed
     assert "| baseline |" in (out / "seeds_table.md").read_text()
+    # The paired comparisons, pooled over the seeds and of each seed,
+    # written, tabulated and printed.
+    from speechbrain_kd.comparisons import comparisons_table
+
+    check_comparisons(table, runs, (3, 4))
+    pooled = comparisons_table(table["comparisons"])
+    assert pooled in (out / "seeds_table.md").read_text()
+    assert pooled in result.stdout
+    for seed, run in zip((3, 4), runs, strict=True):
+        check_comparisons(run, [run], (seed,))
+        assert comparisons_table(run["comparisons"]) in result.stdout
+
+
+def check_comparisons(table, runs, seeds):
+    """The paired comparisons of a summary agree with the runs' clips."""
+    from scipy import stats
+
+    from speechbrain_kd.comparisons import CLAIMS
+    from speechbrain_kd.metrics import read_predictions
+
+    comparisons = table["comparisons"]
+    ranks = range(1, len(runs[0]["specialists"]) + 1)
+    assert set(comparisons) == {
+        f"{first}_vs_{second}"
+        for first, second in CLAIMS
+        if first in runs[0] and second in runs[0]
+    } | {f"specialist_{r}_vs_baseline_pair_errors" for r in ranks}
+
+    def hits(run, name):
+        path = Path(run[name]["output_folder"]) / "test_predictions.csv"
+        return {c: t == p for c, (t, p) in read_predictions(path).items()}
+
+    for first, second in (("baseline", "reference"), ("student", "ensemble")):
+        entry = comparisons[f"{first}_vs_{second}"]
+        pairs = []
+        for run in runs:
+            ones, others = hits(run, first), hits(run, second)
+            assert set(ones) == set(others)  # the same test clips
+            pairs += [(ones[clip], others[clip]) for clip in ones]
+        first_only = sum(a and not b for a, b in pairs)
+        second_only = sum(b and not a for a, b in pairs)
+        assert entry["seeds"] == list(seeds)
+        assert entry["n_clips"] == len(pairs)
+        assert entry["difference"] == pytest.approx(
+            100 * (first_only - second_only) / len(pairs)
+        )
+        assert entry["p_value"] == pytest.approx(
+            stats.binomtest(first_only, first_only + second_only).pvalue
+            if first_only + second_only
+            else 1.0
+        )
+        low, high = entry["ci95"]
+        assert low <= entry["difference"] <= high
+        assert entry["holds"] == (low > 0 and entry["p_value"] < 0.05)
+    for rank in ranks:
+        entry = comparisons[f"specialist_{rank}_vs_baseline_pair_errors"]
+        specs = [run["specialists"][rank - 1] for run in runs]
+        assert entry["errors"] == [
+            sum(s["pair_errors"] for s in specs),
+            sum(s["baseline_pair_errors"] for s in specs),
+        ]

@@ -540,7 +540,14 @@ def test_nonfinite_messages_name_every_clip_and_view(tmp_path):
 
 
 def record_validation(brain, epoch, targets, predictions):
-    """One validation epoch whose predictions are given, then its end."""
+    """One validation epoch whose predictions are given, then its end.
+
+    The classifier's weights are all set to the epoch's number first, so
+    that the checkpoint a test loads tells which epoch it was.
+    """
+    with torch.no_grad():
+        for p in brain.modules.classifier.parameters():
+            p.fill_(float(epoch))
     brain.hparams.epoch_counter.current = epoch
     brain.on_stage_start(sb.Stage.VALID, epoch)
     brain._records["ids"].extend(f"clip{k}" for k in range(len(targets)))
@@ -564,9 +571,6 @@ def test_evaluation_loads_the_best_checkpoint_not_the_latest(tmp_path):
     brain.init_optimizers()
     targets = [0, 2, 2]  # one clip of the pair
     for epoch, predictions in ((1, [0, 2, 2]), (2, [1, 0, 2])):
-        with torch.no_grad():  # weights that tell the epochs apart
-            for p in brain.modules.classifier.parameters():
-                p.fill_(float(epoch))
         record_validation(brain, epoch, targets, predictions)
     kept = {
         c.meta["epoch"]: c.meta for c in brain.checkpointer.list_checkpoints()
@@ -582,6 +586,34 @@ def test_evaluation_loads_the_best_checkpoint_not_the_latest(tmp_path):
     assert results["checkpoint_epoch"] == 1
     for p in brain.modules.classifier.parameters():
         assert torch.all(p == 1.0)
+
+
+def test_specialist_keeps_and_loads_its_best_pair_accuracy_epoch(tmp_path):
+    # Pair accuracy and overall accuracy disagree: epoch 1 is the best
+    # overall, epoch 2 the best on the pair, epoch 3 (the latest) neither.
+    brain = make_brain(
+        tmp_path, epochs=3, target_pairs=[PAIR], best_key="pair_accuracy"
+    )
+    brain.init_optimizers()
+    targets = [0, 1, 2, 2, 2, 2]  # two clips of the pair, four others
+    epochs = {
+        1: [2, 2, 2, 2, 2, 2],  # accuracy 4/6, pair accuracy 0
+        2: [0, 1, 0, 0, 0, 0],  # accuracy 2/6, pair accuracy 1
+        3: [0, 2, 0, 0, 0, 0],  # accuracy 1/6, pair accuracy 1/2
+    }
+    for epoch, predictions in epochs.items():
+        record_validation(brain, epoch, targets, predictions)
+    kept = {
+        c.meta["epoch"]: c.meta for c in brain.checkpointer.list_checkpoints()
+    }
+    assert sorted(kept) == [2, 3]  # the pair-accuracy best and the latest
+    assert kept[2]["pair_accuracy"] == 1.0
+    assert kept[2]["accuracy"] == pytest.approx(2 / 6)
+    test = add_pipelines(toy_dataset(3, seed=1), brain.hparams.label_encoder)
+    results = brain.evaluate_split(test, "test", progressbar=False)
+    assert results["checkpoint_epoch"] == 2
+    for p in brain.modules.classifier.parameters():
+        assert torch.all(p == 2.0)
 
 
 def test_loader_workers_are_shared_by_the_node_processes(tmp_path, monkeypatch):

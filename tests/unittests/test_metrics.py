@@ -8,7 +8,9 @@ import pytest
 from speechbrain_kd.metrics import (
     classification_report,
     confusion_matrix,
+    read_predictions,
     symmetric_confusion,
+    write_predictions,
 )
 from speechbrain_kd.pairs import pair_errors
 from tests.conftest import random_predictions
@@ -121,3 +123,32 @@ def test_whole_float_indices_of_any_precision_are_class_indices(dtype):
         confusion_matrix(*as_floats, 3),
         confusion_matrix(targets, predictions, 3),
     )
+
+
+def test_predictions_file_holds_the_argmax_of_each_clip(tmp_path):
+    targets, _ = random_predictions(3, n=50)
+    posteriors = np.random.default_rng(3).dirichlet(np.ones(4), 50)
+    ids = [f"clip{k}" for k in range(50)]
+    path = tmp_path / "test_predictions.csv"
+    write_predictions(path, ids, targets, posteriors, LABELS)
+    clips = read_predictions(path)
+    assert list(clips) == ids
+    assert [t for t, _ in clips.values()] == [LABELS[t] for t in targets]
+    assert [p for _, p in clips.values()] == [
+        LABELS[k] for k in posteriors.argmax(axis=1)
+    ]
+    with pytest.raises(ValueError):  # one target per clip
+        write_predictions(path, ids, targets[:-1], posteriors, LABELS)
+
+
+def test_predictions_files_with_a_missing_column_or_a_clip_twice(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("ID,target\nc1,a\n")
+    with pytest.raises(ValueError, match=r"p.csv has no column prediction"):
+        read_predictions(path)
+    path.write_text("ID\nc1\n")
+    with pytest.raises(ValueError, match=r"no column prediction, target$"):
+        read_predictions(path)
+    path.write_text("ID,target,prediction\nc1,a,a\nc1,a,b\n")
+    with pytest.raises(ValueError, match=r"p.csv lists clip c1 twice"):
+        read_predictions(path)

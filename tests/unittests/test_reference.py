@@ -84,6 +84,29 @@ def test_results_are_reused_only_for_the_same_manifests(manifests):
     assert json.loads(out.read_text())["n_clips"] == 4
 
 
+def test_per_clip_predictions_agree_with_the_results(manifests):
+    from speechbrain_kd.metrics import read_predictions
+
+    out = manifests / "ref.json"
+    # A quiet clip labelled metro: one error for the predictions to show.
+    rows = (manifests / "test.csv").read_text().splitlines()
+    rows[2] = rows[2].replace("park", "metro")
+    (manifests / "test.csv").write_text("\n".join(rows) + "\n")
+    results = evaluate_linear_reference(manifests, 8000, ["metro", "park"], out)
+    written = manifests / "test_predictions.csv"
+    clips = read_predictions(written)
+    assert list(clips) == [f"test{k}" for k in range(10)]
+    assert clips["test1"] == ("metro", "park")
+    hits = [target == predicted for target, predicted in clips.values()]
+    assert results["accuracy"] == sum(hits) / 10 == 0.9
+    # Results without their predictions (an older run) are not reused.
+    written.unlink()
+    stamp = out.stat().st_mtime_ns
+    evaluate_linear_reference(manifests, 8000, ["metro", "park"], out)
+    assert read_predictions(written) == clips
+    assert out.stat().st_mtime_ns != stamp
+
+
 def test_a_test_scene_outside_the_labels_is_named(manifests):
     with pytest.raises(ValueError, match="test.csv has scenes"):
         evaluate_linear_reference(
