@@ -106,6 +106,8 @@ def pipeline_args(data_folder, output_folder, *extra):
         f"--data_folder={data_folder}",
         f"--output_folder={output_folder}",
         "--preset=demo",
+        # The controls cost two more student trainings: pipeline_run has them.
+        "--controls=False",
         *TINY_OVERRIDES,
         *extra,
     ]
@@ -166,6 +168,6 @@ def tiny_demo(tmp_path_factory):
 def pipeline_run(tmp_path_factory, tiny_demo):
     """The whole pipeline on the tiny demo set with the demo preset."""
     out = tmp_path_factory.mktemp("pipeline") / "out"
-    result = run_script(pipeline_args(tiny_demo, out))
+    result = run_script(pipeline_args(tiny_demo, out, "--controls=True"))
     summary = json.loads((out / "summary.json").read_text())
     return {"folder": out, "summary": summary, "stdout": result.stdout}

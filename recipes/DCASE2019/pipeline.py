@@ -288,6 +288,7 @@ class Pipeline:
         self.run_opts = run_opts
         self.student_model = args.student_model
         self.student_model_options = args.student_model_options
+        self.controls = getattr(args, "controls", True)
         self.processes = getattr(args, "nproc_per_node", 1)
         if self.processes < 1:
             raise SystemExit(
@@ -567,17 +568,49 @@ class Pipeline:
                 "baseline's, so it starts from scratch",
                 flush=True,
             )
+        init_from = str(baseline) if same_model else None
         student = self.run_phase(
             "distill",
             "distill.yaml",
             "test_results.json",
             output_folder=str(out / "student"),
             teacher_folders=teachers,
-            init_from=str(baseline) if same_model else None,
+            init_from=init_from,
+        )
+        controls = (
+            self.run_controls(baseline, init_from) if self.controls else {}
         )
         return self.summarize(
-            baseline, pairs, specialists, ensemble, student, reference
+            baseline, pairs, specialists, ensemble, student, reference, controls
         )
+
+    def run_controls(self, baseline, init_from):
+        """The student's network, initialisation and schedule without the
+        specialists (``kd_baseline``: distilled from the baseline alone, the
+        step before the paper's, Heo et al. 2019) and without any teacher
+        (``control``: the true labels alone). Both keep the student's
+        settings; the control's one teacher is only there to satisfy the
+        phase, its soft labels weigh 0 (``hard_label_weight: 1``)."""
+        out = self.output
+        return {
+            "kd_baseline": self.run_phase(
+                "distill:kd_baseline",
+                "distill.yaml",
+                "test_results.json",
+                output_folder=str(out / "kd_baseline"),
+                teacher_folders=[str(baseline)],
+                init_from=init_from,
+            ),
+            "control": self.run_phase(
+                "distill:control",
+                "distill.yaml",
+                "test_results.json",
+                output_folder=str(out / "control"),
+                teacher_folders=[str(baseline)],
+                init_from=init_from,
+                hard_label_weight=1.0,
+            ),
+        }
 
     def run_reference(self, baseline):
         """The linear reference on the baseline's manifests, at its rate."""
@@ -604,9 +637,20 @@ class Pipeline:
         return folder
 
     def summarize(
-        self, baseline, pairs, specialists, ensemble, student, reference
+        self,
+        baseline,
+        pairs,
+        specialists,
+        ensemble,
+        student,
+        reference,
+        controls=None,
     ):
-        """Write ``summary.json`` and the side-by-side confusion plot."""
+        """Write ``summary.json`` and the side-by-side confusion plot.
+
+        ``controls`` maps ``kd_baseline`` and ``control`` (where they ran)
+        to their folders: rows beside the student's.
+        """
 
         def results(folder):
             with open(Path(folder) / "test_results.json") as f:
@@ -623,6 +667,10 @@ class Pipeline:
             "baseline": phase_entry(base, baseline),
             "ensemble": phase_entry(results(ensemble), ensemble),
             "student": phase_entry(results(student), student),
+            **{
+                name: phase_entry(results(folder), folder)
+                for name, folder in (controls or {}).items()
+            },
             "specialists": [],
             "phase_seconds": self.timings,
         }
@@ -646,14 +694,17 @@ class Pipeline:
             )
             matrices[f"specialist {name}"] = spec["confusion_matrix"]
             highlights[f"specialist {name}"] = [pair]
-        matrices["student"] = summary["student"]["confusion_matrix"]
+        for name in STUDENT_ROWS:
+            if name in summary:
+                matrices[name] = summary[name]["confusion_matrix"]
         plot = self.output / "confusion_matrices.png"
         plot_confusion_matrices(
             matrices, base["labels"], plot, highlight_pairs=highlights
         )
         summary["confusion_plot"] = str(plot)
-        for entry in ("reference", "baseline", "ensemble", "student"):
-            summary[entry].pop("confusion_matrix")
+        for entry in ("reference", "baseline", "ensemble", *STUDENT_ROWS):
+            if entry in summary:
+                summary[entry].pop("confusion_matrix")
         seed = self.phase_overrides("baseline.yaml", "baseline").get(
             "seed", yaml_default(HPARAMS / "baseline.yaml", "seed")
         )
@@ -662,6 +713,14 @@ class Pipeline:
         print_table(summary)
         print(f"\n{comparisons_table(summary['comparisons'])}")
         return summary
+
+
+# The rows trained like the student: its controls, then the student itself.
+STUDENT_ROWS = ("kd_baseline", "control", "student")
+ROW_NAMES = {
+    "kd_baseline": "kd_baseline (distilled from the baseline alone)",
+    "control": "control (true labels only)",
+}
 
 
 def changed_settings(previous, settings):
@@ -755,12 +814,18 @@ def summarize_seeds(summaries):
     >>> table["models"]["baseline"]["mean"], table["orderings"]
     (0.75, {'baseline > reference': 2, 'ensemble >= baseline': 2, \
 'student >= ensemble': 1, 'every specialist cuts its pair errors': 1})
+    >>> runs = {1: run(.5, .7, .8, .8, 2, 4), 2: run(.5, .8, .8, .7, 3, 3)}
+    >>> for seed, control in ((1, .75), (2, .7)):
+    ...     runs[seed]["control"] = {"accuracy": control}
+    >>> summarize_seeds(runs)["orderings"]["student > control"]
+    1
     """
     seeds = sorted(summaries)
     runs = [summaries[seed] for seed in seeds]
     models = {
         name: mean_and_spread([run[name]["accuracy"] for run in runs])
-        for name in ("reference", "baseline", "ensemble", "student")
+        for name in ("reference", "baseline", "ensemble", *STUDENT_ROWS)
+        if all(name in run for run in runs)
     }
     specialists = []
     for rank in range(min(len(run["specialists"]) for run in runs)):
@@ -802,6 +867,11 @@ def summarize_seeds(summaries):
             )
         ),
     }
+    for control in ("control", "kd_baseline"):
+        if control in models:
+            orderings[f"student > {control}"] = holds(
+                lambda r, c=control: accuracy(r, "student") > accuracy(r, c)
+            )
     return {
         "seeds": seeds,
         "models": models,
@@ -818,13 +888,15 @@ def seeds_table(table):
     >>> row = {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}
     >>> print(seeds_table({"seeds": [1, 2], "models": {
     ...     "reference": row, "baseline": row, "ensemble": row,
-    ...     "student": row}, "specialists": [], "orderings": {}}))
+    ...     "control": row, "student": row}, "specialists": [],
+    ...     "orderings": {}}))
     ... # doctest: +NORMALIZE_WHITESPACE
     | model (2 seeds: 1, 2) | test accuracy | errors in its pair (baseline's) |
     |---|---|---|
     | linear reference (log-mel statistics) | 75.0 ± 5.0 % | |
     | baseline | 75.0 ± 5.0 % | |
     | ensemble | 75.0 ± 5.0 % | |
+    | control (true labels only) | 75.0 ± 5.0 % | |
     | student | 75.0 ± 5.0 % | |
     """
 
@@ -852,8 +924,10 @@ def seeds_table(table):
             f"{percent(spec['accuracy'])} | {count(spec['pair_errors'])} "
             f"({count(spec['baseline_pair_errors'])}) |"
         )
-    for name in ("ensemble", "student"):
-        lines.append(f"| {name} | {percent(table['models'][name])} | |")
+    for name in ("ensemble", *STUDENT_ROWS):
+        if name in table["models"]:
+            row = ROW_NAMES.get(name, name)
+            lines.append(f"| {row} | {percent(table['models'][name])} | |")
     return "\n".join(lines)
 
 
@@ -868,8 +942,10 @@ def print_table(summary):
         name = "specialist " + "/".join(spec["pair"])
         errors = f"{spec['pair_errors']} (was {spec['baseline_pair_errors']})"
         print(f"{name:<40} {100 * spec['accuracy']:>13.2f}% {errors:>12}")
-    print(f"{'ensemble':<40} {100 * summary['ensemble']['accuracy']:>13.2f}%")
-    print(f"{'student':<40} {100 * summary['student']['accuracy']:>13.2f}%")
+    for name in ("ensemble", *STUDENT_ROWS):
+        if name in summary:
+            row = ROW_NAMES.get(name, name)
+            print(f"{row:<40} {100 * summary[name]['accuracy']:>13.2f}%")
     devices = summary["baseline"].get("accuracy_by", {}).get("device", {})
     if len(devices) > 1:  # TAU 2020/2022 Mobile: one column per device
         print("\ntest accuracy per device (%):")
@@ -916,6 +992,14 @@ def main(argv=None):
         default=None,
         type=yaml_mapping,
         help='the student\'s model options, e.g. "{n_mels: 40}"',
+    )
+    parser.add_argument(
+        "--controls",
+        default=True,
+        type=yes_or_no,
+        help="also train the student's controls: kd_baseline (distilled "
+        "from the baseline alone) and control (true labels only); "
+        "default True",
     )
     parser.add_argument(
         "--nproc_per_node",
@@ -994,6 +1078,24 @@ def seed_list(text):
     if not seeds or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"give distinct seeds: {text!r}")
     return seeds
+
+
+def yes_or_no(text):
+    """Parse a command-line boolean (``True``/``False``, as YAML reads it).
+
+    Example
+    -------
+    >>> yes_or_no("False"), yes_or_no("true")
+    (False, True)
+    >>> yes_or_no("maybe")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: give True or False, not 'maybe'
+    """
+    value = yaml.safe_load(text)
+    if not isinstance(value, bool):
+        raise argparse.ArgumentTypeError(f"give True or False, not {text!r}")
+    return value
 
 
 def yaml_mapping(text):

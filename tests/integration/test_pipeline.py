@@ -31,7 +31,8 @@ def test_summary_reports_what_each_phase_wrote(pipeline_run):
         return json.loads((folder / "test_results.json").read_text())
 
     assert len(summary["labels"]) == 10
-    for phase in ("reference", "baseline", "ensemble", "student"):
+    phases = ("reference", "baseline", "ensemble", "kd_baseline", "control")
+    for phase in (*phases, "student"):
         results = written(summary[phase])
         assert summary[phase]["accuracy"] == results["accuracy"]
         assert results["labels"] == summary["labels"]
@@ -77,6 +78,46 @@ def test_summary_reports_what_each_phase_wrote(pipeline_run):
     row = "linear reference (log-mel statistics)"
     reference = 100 * summary["reference"]["accuracy"]
     assert f"{row:<40} {reference:>13.2f}%" in pipeline_run["stdout"]
+
+
+def test_controls_are_the_student_without_its_teachers(pipeline_run):
+    """kd_baseline: the student's settings and start, the baseline as its
+    only teacher; control: the same with the true labels alone. Both are
+    rows of the summary, the printed table and the comparisons."""
+    summary = pipeline_run["summary"]
+
+    def overrides(name):
+        folder = Path(summary[name]["output_folder"])
+        stamp = json.loads((folder / "pipeline_phase.json").read_text())
+        return stamp["settings"]["overrides"]
+
+    student, kd_baseline, control = map(
+        overrides, ("student", "kd_baseline", "control")
+    )
+    baseline = summary["baseline"]["output_folder"]
+    assert student["hard_label_weight"] == 0.5  # the demo preset's
+    assert len(student["teacher_folders"]) == 3
+    assert kd_baseline["teacher_folders"] == [baseline]
+    assert control["hard_label_weight"] == 1.0
+    for run in (kd_baseline, control):
+        assert run["init_from"] == student["init_from"] == baseline
+        differs = {k for k in run if run[k] != student[k]}
+        assert differs <= {
+            "output_folder",
+            "teacher_folders",
+            "hard_label_weight",
+        }
+    assert kd_baseline["hard_label_weight"] == 0.5
+    for name, row in (
+        ("kd_baseline", "kd_baseline (distilled from the baseline alone)"),
+        ("control", "control (true labels only)"),
+    ):
+        accuracy = 100 * summary[name]["accuracy"]
+        assert f"{row:<40} {accuracy:>13.2f}%" in pipeline_run["stdout"]
+        comparison = summary["comparisons"][f"student_vs_{name}"]
+        assert comparison["difference"] == pytest.approx(
+            100 * (summary["student"]["accuracy"] - summary[name]["accuracy"])
+        )
 
 
 def test_linear_reference_learns_the_scenes(pipeline_run):
