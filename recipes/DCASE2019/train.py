@@ -45,6 +45,7 @@ from speechbrain_kd.dataio import (
     load_audio,
     manifest_at_rate,
 )
+from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
 from speechbrain_kd.hparams_preview import (
     SettingError,
@@ -413,10 +414,11 @@ def main(argv):
             + " ".join(argv[1:])
         ) from None
     try:
-        phase_settings(hparams_file, overrides)  # before anything is written
+        check_device(run_opts.get("device"))  # before anything is written
+        phase_settings(hparams_file, overrides)
         for run in specialist_overrides(hparams_file, overrides):
             folder = phase_settings(hparams_file, run)["output_folder"]
-            with sole_writer(Path(folder).resolve()):
+            with one_line_faults(folder), sole_writer(Path(folder).resolve()):
                 run_phase(hparams_file, run_opts, run)
     except (FolderInUse, SettingError) as error:
         raise SystemExit(str(error)) from None
