@@ -1,4 +1,4 @@
-"""Files written whole or not at all.
+"""Files written whole or not at all, and their digests.
 
 Every output of the toolkit (manifests, results, soft-label caches, model
 specs, predictions) goes through :func:`replacing`: it is written to a
@@ -8,6 +8,7 @@ half a file, and a failure leaves the old file, if any, untouched.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -98,3 +99,17 @@ def write_json_atomic(path, obj):
     '{\\n  "a": 1\\n}'
     """
     write_text_atomic(path, json.dumps(obj, indent=2))
+
+
+def file_sha256(path):
+    """SHA-256 of a file's content.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/x.txt"
+    >>> _ = open(path, "w").write("abc")
+    >>> file_sha256(path)[:12]
+    'ba7816bf8f01'
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -54,7 +54,7 @@ from speechbrain_kd.dataio import (
     loader_options,
     read_manifest,
 )
-from speechbrain_kd.files import replacing
+from speechbrain_kd.files import file_sha256, replacing
 
 logger = logging.getLogger(__name__)
 
@@ -112,20 +112,6 @@ class OnlineSoftLabels:
         )
         logits = self.ensemble(wavs.to(device), lengths.to(device))
         return logits.float().to(wavs.device)
-
-
-def file_sha256(path):
-    """SHA-256 of a file's content.
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") + "/x.txt"
-    >>> _ = open(path, "w").write("abc")
-    >>> file_sha256(path)[:12]
-    'ba7816bf8f01'
-    """
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class SoftLabelCache:
