@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from speechbrain_kd.environment import one_line_faults
 from speechbrain_kd.files import file_sha256
 
 SCENES = [
@@ -845,7 +846,8 @@ def main(argv=None):
     except ValueError as error:
         parser.error(str(error))
     try:
-        path = generate_demo_dataset(args.out_dir, *options)
+        with one_line_faults(args.out_dir, "output folder"):
+            path = generate_demo_dataset(args.out_dir, *options)
     except FileExistsError as error:
         parser.error(str(error))
     print(f"demo dataset in {path}")

@@ -15,8 +15,6 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
-
 from speechbrain_kd.hparams_preview import SettingError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -58,6 +56,8 @@ def check_device(device):
     """
     if device is None:
         return
+    import torch  # here: the data tools that use this module need no torch
+
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError):
@@ -107,7 +107,7 @@ def _file_in_the_way(number, path):
     return number == errno.EEXIST and Path(path).is_file()
 
 
-def environment_fault(error, folder):
+def environment_fault(error, folder, setting="--output_folder"):
     """One line for a fault of the machine, or None for any other error.
 
     Looks through the exceptions ``error`` was raised from or while
@@ -119,6 +119,8 @@ def environment_fault(error, folder):
     folder : str or pathlib.Path
         Where the run writes: named when the error does not say which file
         it was writing (``torch.save``, a failed ``write``).
+    setting : str
+        What the user sets to write elsewhere.
 
     Returns
     -------
@@ -132,7 +134,7 @@ def environment_fault(error, folder):
     'no space left on the device of / (... MiB free): free some space ...'
     >>> environment_fault(PermissionError(
     ...     errno.EACCES, "Permission denied", "/srv/out"), "/srv/out")
-    'cannot write /srv/out (Permission denied): give a folder you can ...'
+    'cannot write /srv/out (Permission denied): choose another --output_...'
     >>> environment_fault(ValueError("bad setting"), "/") is None
     True
     """
@@ -144,20 +146,19 @@ def environment_fault(error, folder):
                 path = Path(path).parent
             return (
                 f"no space left on the device of {path} "
-                f"({_free_space(path)}): free some space there or write "
-                "elsewhere (--output_folder), then rerun: finished work is "
-                "kept"
+                f"({_free_space(path)}): free some space there or choose "
+                f"another {setting}, then rerun: finished work is kept"
             )
         if isinstance(cause, OSError) and number in NOT_WRITABLE:
             return (
-                f"cannot write {path} ({cause.strerror}): give a folder you "
-                "can write (--output_folder), or change its permissions"
+                f"cannot write {path} ({cause.strerror}): choose another "
+                f"{setting}, one you can write, or change its permissions"
             )
         if isinstance(cause, OSError) and _file_in_the_way(number, path):
             return (
                 f"cannot make the folder {path} ({cause.strerror}): a file "
-                "stands where a folder should be; move it or give another "
-                "folder (--output_folder)"
+                f"stands where a folder should be; move it or choose another "
+                f"{setting}"
             )
         if isinstance(cause, RuntimeError) and any(
             text in str(cause) for text in TORCH_WRITE_FAILED
@@ -165,14 +166,14 @@ def environment_fault(error, folder):
             return (
                 f"no space left on the device of {folder}? torch could not "
                 f"finish writing a file there ({_free_space(folder)}): free "
-                "some space there or write elsewhere (--output_folder), then "
-                "rerun: finished work is kept"
+                f"some space there or choose another {setting}, then rerun: "
+                "finished work is kept"
             )
     return None
 
 
 @contextlib.contextmanager
-def one_line_faults(folder):
+def one_line_faults(folder, setting="--output_folder"):
     """End the block with one line (``SystemExit``) on a fault of the machine.
 
     Other errors pass through unchanged.
@@ -181,6 +182,8 @@ def one_line_faults(folder):
     ---------
     folder : str or pathlib.Path
         Where the block writes (see :func:`environment_fault`).
+    setting : str
+        What the user sets to write elsewhere.
 
     Example
     -------
@@ -189,12 +192,12 @@ def one_line_faults(folder):
     ...     raise OSError(errno.EROFS, "Read-only file system", "/results")
     Traceback (most recent call last):
     ...
-    SystemExit: cannot write /results (Read-only file system): give a ...
+    SystemExit: cannot write /results (Read-only file system): choose ...
     """
     try:
         yield
     except Exception as error:
-        message = environment_fault(error, folder)
+        message = environment_fault(error, folder, setting)
         if message is None:
             raise
         raise SystemExit(message) from None

@@ -32,6 +32,7 @@ from speechbrain_kd.dataio import (
     fitting_crop,
     manifest_at_rate,
 )
+from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.hparams_preview import preview_hparams
 from speechbrain_kd.labels import (
     encoder_labels,
@@ -178,7 +179,10 @@ def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     overrides = yaml.safe_load(overrides) if overrides else {}
     try:
-        run(hparams_file, run_opts, overrides)
+        check_device(run_opts.get("device"))  # before anything is written
+        folder = preview_hparams(hparams_file, overrides)["output_folder"]
+        with one_line_faults(folder):
+            run(hparams_file, run_opts, overrides)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
 
