@@ -181,18 +181,22 @@ def prepare_data(settings):
     ``settings`` are the phase's plain settings (:func:`preview_hparams`):
     the models are built only once the data says how many scenes it has.
     """
-    run_on_main(
-        prepare_dcase2019,
-        kwargs={
-            "data_folder": settings["data_folder"],
-            "save_folder": settings["prepare_folder"],
-            "valid_ratio": settings["valid_ratio"],
-            "seed": settings["seed"],
-            "skip_bad_files": settings["skip_bad_files"],
-            "train_subset": settings["train_subset"],
-            "split_setup_folder": settings["split_setup_folder"],
-        },
-    )
+    try:
+        run_on_main(
+            prepare_dcase2019,
+            kwargs={
+                "data_folder": settings["data_folder"],
+                "save_folder": settings["prepare_folder"],
+                "valid_ratio": settings["valid_ratio"],
+                "seed": settings["seed"],
+                "skip_bad_files": settings["skip_bad_files"],
+                "train_subset": settings["train_subset"],
+                "split_setup_folder": settings["split_setup_folder"],
+            },
+        )
+    except (ValueError, FileNotFoundError) as error:
+        # Bad data, named by the preparation: its message, no traceback.
+        raise SystemExit(f"data preparation: {error}") from None
     train_csv = Path(settings["prepare_folder"]) / "train.csv"
     with open(train_csv, newline="", encoding="utf-8") as f:
         return sorted({row["scene"] for row in csv.DictReader(f)})

@@ -7,9 +7,12 @@ format) is in ``tests/unittests/test_prepare.py``; caches in
 """
 
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 
 from tests.conftest import RECIPE, pipeline_args, run_script
@@ -281,3 +284,56 @@ def test_full_disk_is_one_line_naming_the_folder(tiny_demo, tmp_path, script):
         seen = f"[pipeline] baseline failed (exit code 1): {seen}"
     assert last.startswith(seen)
     assert "free some space there or choose another --output_folder" in last
+
+
+def editable_copy(source, target):
+    """A copy of a demo set: text files copied, audio linked (never edit)."""
+
+    def link_audio(src, dst):
+        if src.endswith(".wav"):
+            return os.link(src, dst)
+        return shutil.copy2(src, dst)
+
+    return Path(shutil.copytree(source, target, copy_function=link_audio))
+
+
+@pytest.mark.parametrize("fault", ["scene only in test", "NaN in training"])
+def test_bad_data_stops_before_training_with_file_and_line(
+    tiny_demo, tmp_path, fault
+):
+    data = editable_copy(tiny_demo, tmp_path / "data")
+    setup = data / "evaluation_setup"
+    if fault == "scene only in test":
+        fold = setup / "fold1_evaluate.csv"
+        lines = fold.read_text().splitlines()
+        name = lines[5].split("\t")[0]
+        lines[5] = f"{name}\tbeach"
+        fold.write_text("\n".join(lines) + "\n")
+        meta = data / "meta.csv"
+        meta.write_text(
+            meta.read_text().replace(
+                f"{name}\t{name[6:].split('-')[0]}", f"{name}\tbeach"
+            )
+        )
+        seen = (
+            f"{fold}, line 6: scene 'beach' of {Path(name).name} has no clip "
+            "in the training split"
+        )
+    else:
+        name = (setup / "fold1_train.csv").read_text().splitlines()[3]
+        wav = data / name.split("\t")[0]
+        samples, rate = soundfile.read(wav, dtype="float32")
+        samples[rate // 2, 0] = np.inf
+        wav.unlink()  # a new file: the fixture's is linked
+        soundfile.write(wav, samples, rate, subtype="FLOAT")
+        seen = f"{wav}: 1 frame(s) of NaN or infinite samples, the first at"
+    out = tmp_path / "out"
+    result = run_script(
+        phase("baseline.yaml", data, out, "--sample_rate=8000"), check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.startswith("data preparation: 1 ")
+    assert seen in result.stderr
+    assert not list((out / "save").glob("CKPT*"))  # nothing trained
+    assert not (out / "manifests" / "train.csv").exists()
