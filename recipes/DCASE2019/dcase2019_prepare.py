@@ -89,8 +89,10 @@ def prepare_dcase2019(
     seed : int
         Seeds the choice of validation locations.
     skip_bad_files : bool
-        False: any unreadable, missing or mismatching file is an error that
-        lists them all. True: they are left out and counted.
+        False: any unreadable, cut, missing, mismatching or non-finite file
+        is an error that lists them all. True: they are left out and
+        counted. A test scene without training clips is an error either
+        way.
     sample_rate, channels : int, optional
         When given, files with another rate or channel count are bad.
     min_duration : float, optional
