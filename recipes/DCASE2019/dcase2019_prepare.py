@@ -261,11 +261,12 @@ def _refuse_faults(data_folder, bad, absent, n_bad):
             f"{skipped}: give every scene training clips or remove its "
             "evaluation lines."
         )
+    # The faults last: a caller that shows one line (pipeline.py) shows one.
     raise ValueError(
-        f"{' and '.join(counts)} in {data_folder}:\n  "
-        + "\n  ".join(bad + absent)
-        + "\n"
+        f"{' and '.join(counts)} in {data_folder}. "
         + " ".join(advice)
+        + "\n  "
+        + "\n  ".join(bad + absent)
     )
 
 

@@ -297,9 +297,16 @@ def editable_copy(source, target):
     return Path(shutil.copytree(source, target, copy_function=link_audio))
 
 
-@pytest.mark.parametrize("fault", ["scene only in test", "NaN in training"])
+@pytest.mark.parametrize(
+    "fault, script",
+    [
+        ("scene only in test", "train.py"),
+        ("NaN in training", "train.py"),
+        ("scene only in test", "pipeline.py"),
+    ],
+)
 def test_bad_data_stops_before_training_with_file_and_line(
-    tiny_demo, tmp_path, fault
+    tiny_demo, tmp_path, fault, script
 ):
     data = editable_copy(tiny_demo, tmp_path / "data")
     setup = data / "evaluation_setup"
@@ -328,12 +335,19 @@ def test_bad_data_stops_before_training_with_file_and_line(
         soundfile.write(wav, samples, rate, subtype="FLOAT")
         seen = f"{wav}: 1 frame(s) of NaN or infinite samples, the first at"
     out = tmp_path / "out"
-    result = run_script(
-        phase("baseline.yaml", data, out, "--sample_rate=8000"), check=False
-    )
+    if script == "train.py":
+        args = phase("baseline.yaml", data, out, "--sample_rate=8000")
+    else:
+        args = pipeline_args(data, out)
+    result = run_script(args, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stderr.startswith("data preparation: 1 ")
+    assert "data preparation: 1 " in result.stderr
     assert seen in result.stderr
-    assert not list((out / "save").glob("CKPT*"))  # nothing trained
-    assert not (out / "manifests" / "train.csv").exists()
+    if script == "pipeline.py":  # its one line is the phase's fault
+        assert result.stderr.strip().splitlines()[-2] == (
+            f"[pipeline] baseline failed (exit code 1): {seen}"
+        )
+        out = out / "baseline"
+    assert not list(out.glob("**/CKPT*"))  # nothing trained
+    assert not list(out.parent.glob("**/train.csv"))  # no manifests
