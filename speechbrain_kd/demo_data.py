@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from speechbrain_kd.environment import one_line_faults
+from speechbrain_kd.files import file_sha256
 from speechbrain_kd.tau_layout import write_clip, write_lines, write_tau_lists
 
 SCENES = [
@@ -500,14 +502,43 @@ def check_options(
     return options
 
 
+def _digests(folder):
+    """``{relative path: SHA-256}`` of every file of a demo set but its info."""
+    return {
+        str(path.relative_to(folder)): file_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != INFO_FILE
+    }
+
+
 def _is_complete(folder, options):
+    """Whether ``folder`` is the demo set of ``options``, as it was written.
+
+    Raises FileExistsError when it was, but its files changed since.
+    """
     info = folder / INFO_FILE
     if not info.is_file():
         return False
-    if json.loads(info.read_text()).get("options") != options:
+    info = json.loads(info.read_text())
+    if info.get("options") != options:
         return False
-    names = (folder / "meta.csv").read_text().splitlines()[1:]
-    return all((folder / line.split("\t")[0]).is_file() for line in names)
+    if "files" not in info:  # written before the digests were recorded
+        names = (folder / "meta.csv").read_text().splitlines()[1:]
+        return all((folder / line.split("\t")[0]).is_file() for line in names)
+    now = _digests(folder)
+    changed = sorted(
+        name
+        for name in set(now) | set(info["files"])
+        if now.get(name) != info["files"].get(name)
+    )
+    if changed:
+        shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+        raise FileExistsError(
+            f"{folder} is a demo set whose files changed since it was made "
+            f"({len(changed)} file(s) edited, added or removed: {shown}): "
+            "delete it to make it again, or choose another folder"
+        )
+    return True
 
 
 def generate_demo_dataset(
@@ -563,7 +594,8 @@ def generate_demo_dataset(
     ValueError
         When an option is out of range (nothing is written).
     FileExistsError
-        When ``out_dir`` holds anything else (another demo set included).
+        When ``out_dir`` holds anything else (another demo set included),
+        or a demo set whose files were changed since it was written.
 
     Example
     -------
@@ -676,6 +708,8 @@ def _write(folder, options):
         "options": options,
         "scenes": scenes,
         "clips": len(clips),
+        # A later call reuses the set only while every file is as written.
+        "files": _digests(folder),
     }
     (folder / INFO_FILE).write_text(json.dumps(info, indent=2))
 
@@ -800,7 +834,8 @@ def main(argv=None):
     except ValueError as error:
         parser.error(str(error))
     try:
-        path = generate_demo_dataset(args.out_dir, *options)
+        with one_line_faults(args.out_dir, "output folder"):
+            path = generate_demo_dataset(args.out_dir, *options)
     except FileExistsError as error:
         parser.error(str(error))
     print(f"demo dataset in {path}")

@@ -44,6 +44,10 @@ def sole_writer(folder):
     multi-process run takes it. (``flock`` does not reach across hosts on
     every network file system.)
 
+    A block that fails before writing anything into a folder it created
+    (a refused option, say) removes the folder again, and the parents it
+    created, so that a refusal leaves no empty folder behind.
+
     Arguments
     ---------
     folder : str or pathlib.Path
@@ -52,6 +56,13 @@ def sole_writer(folder):
     Example
     -------
     >>> folder = getfixture("tmpdir") + "/run"
+    >>> with sole_writer(folder + "/a/b"):
+    ...     raise SystemExit("--lr=-1 must be a number > 0")
+    Traceback (most recent call last):
+    ...
+    SystemExit: --lr=-1 must be a number > 0
+    >>> os.path.exists(folder)
+    False
     >>> with sole_writer(folder):
     ...     with sole_writer(folder):
     ...         pass
@@ -65,6 +76,7 @@ def sole_writer(folder):
         yield
         return
     folder = Path(folder)
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_FILE, "a+", encoding="utf-8") as handle:
         try:
@@ -85,6 +97,13 @@ def sole_writer(folder):
         handle.flush()
         try:
             yield
+        except BaseException:
+            if created and os.listdir(folder) == [LOCK_FILE]:
+                (folder / LOCK_FILE).unlink()
+                with contextlib.suppress(OSError):  # another run wrote there
+                    for path in created:
+                        path.rmdir()
+            raise
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

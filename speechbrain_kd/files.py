@@ -1,4 +1,4 @@
-"""Files written whole or not at all.
+"""Files written whole or not at all, and their digests.
 
 Every output of the toolkit (manifests, results, soft-label caches, model
 specs, predictions) goes through :func:`replacing`: it is written to a

@@ -83,9 +83,9 @@ def _token(token):
     # get_token reads HF_TOKEN, then the token saved by `hf auth login`.
     found = os.environ.get("HF_TOKEN") or get_token()
     if not found:
+        # Only what the command line can do: it has no token option.
         raise RuntimeError(
-            "no Hugging Face token: set HF_TOKEN, run `hf auth login` or "
-            "pass token=..."
+            "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
         )
     return found
 

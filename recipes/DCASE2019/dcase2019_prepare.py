@@ -8,10 +8,13 @@ recording location is on both sides), test from ``fold1_evaluate.csv``.
 Works for the 2019 (48 kHz, binaural), 2020 Mobile (44.1 kHz mono, several
 devices) and 2022 Mobile (1-s clips, ``scene-city-location-segment-k-
 device.wav``) layouts, which share ``meta.csv`` and ``evaluation_setup/``.
-Every audio file is checked (readable, rate, channels, length); all the
-faults are reported in one error, or skipped and counted on request. A
-file listed twice (in one fold file or in both) is an error, as is a fold
-entry that ``meta.csv`` lacks or labels with another scene.
+Every audio file is checked (readable, whole, rate, channels, length,
+finite samples) and every scene of the test split must have training clips
+(the labels are the training split's scenes); all the faults are reported
+in one error, with the file or the fold line, before any training. Bad
+audio files can instead be skipped and counted on request. A file listed
+twice (in one fold file or in both) is an error, as is a fold entry that
+``meta.csv`` lacks or labels with another scene.
 
 Skips the work when the manifests exist and ``prepare_opts.json`` records
 the same options and the same fingerprint of ``meta.csv`` and the fold
@@ -29,6 +32,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import soundfile
 
 from speechbrain_kd.files import write_json_atomic
@@ -49,7 +53,10 @@ FIELDS = [
 OPTIONS_FILE = "prepare_opts.json"
 # Bumped when the manifests a given set of options yields change, so that
 # manifests of an older version are redone rather than reused.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: non-finite samples and unknown scenes refused
+# The only subtypes that store floating-point samples, hence the only ones
+# that can hold NaN or infinity; integer and ADPCM files are never read.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 SPLITS = ("train", "valid", "test")
 # The DCASE 2024 task 1 data-efficiency subsets, percent of the train split.
 TRAIN_SUBSETS = (5, 10, 25, 50, 100)
@@ -82,8 +89,10 @@ def prepare_dcase2019(
     seed : int
         Seeds the choice of validation locations.
     skip_bad_files : bool
-        False: any unreadable, missing or mismatching file is an error that
-        lists them all. True: they are left out and counted.
+        False: any unreadable, cut, missing, mismatching or non-finite file
+        is an error that lists them all. True: they are left out and
+        counted. A test scene without training clips is an error either
+        way.
     sample_rate, channels : int, optional
         When given, files with another rate or channel count are bad.
     min_duration : float, optional
@@ -151,7 +160,7 @@ def prepare_dcase2019(
 
     meta = _read_meta(meta_file)
     subset = _read_subset(subset_file) if subset_file else None
-    rows, bad, seen = {}, [], {}
+    rows, bad, seen, line_of = {}, [], {}, {}
     for split, fold_file in fold_files.items():
         rows[split] = []
         for line, entry in _read_tsv(fold_file, ["filename", "scene_label"]):
@@ -165,9 +174,10 @@ def prepare_dcase2019(
             seen[name] = where
             if split == "train" and subset is not None and name not in subset:
                 continue
-            rows[split].append(
-                _manifest_row(data_folder, meta, where, entry, bad, options)
-            )
+            row = _manifest_row(data_folder, meta, where, entry, bad, options)
+            if row is not None:
+                rows[split].append(row)
+                line_of[row["wav"]] = where
     if subset is not None:
         train_names = {
             entry["filename"]
@@ -179,29 +189,24 @@ def prepare_dcase2019(
                     f"{where}: {name} is not in {fold_files['train']} (a "
                     "training subset lists clips of the train fold only)"
                 )
-    if bad and not skip_bad_files:
-        raise ValueError(
-            f"{len(bad)} bad audio file(s) in {data_folder}:\n  "
-            + "\n  ".join(bad)
-            + "\nFix or remove them, or pass skip_bad_files=True "
-            "(--skip_bad_files=True) to leave them out."
-        )
+    if skip_bad_files or not bad:  # else the error below names them
+        for split in rows:
+            if not rows[split]:
+                skipped = f" ({len(bad)} bad files left out)" if bad else ""
+                raise ValueError(
+                    f"{fold_files[split]} gives no {split} clip{skipped}: "
+                    "every split needs clips"
+                )
+    rows["train"], rows["valid"] = _split_by_identifier(
+        rows["train"], valid_ratio, seed
+    )
+    absent = _scenes_absent_from_training(rows, line_of)
+    _refuse_faults(data_folder, [] if skip_bad_files else bad, absent, len(bad))
     if bad:
         logger.warning(
             "skipping %d bad audio file(s):\n  %s", len(bad), "\n  ".join(bad)
         )
-    for split in rows:
-        rows[split] = [row for row in rows[split] if row is not None]
-        if not rows[split]:
-            skipped = f" ({len(bad)} bad files left out)" if bad else ""
-            raise ValueError(
-                f"{fold_files[split]} gives no {split} clip{skipped}: "
-                "every split needs clips"
-            )
     _warn_odd_formats([row for split in rows.values() for row in split])
-    rows["train"], rows["valid"] = _split_by_identifier(
-        rows["train"], valid_ratio, seed
-    )
     save_folder.mkdir(parents=True, exist_ok=True)
     # The options file vouches for the manifests: drop it first, so that a
     # run interrupted while writing them is never taken as prepared.
@@ -216,6 +221,53 @@ def prepare_dcase2019(
     )
     logger.info("prepared %s in %s", counts, save_folder)
     return counts
+
+
+def _scenes_absent_from_training(rows, line_of):
+    """``"file, line N: ..."`` for each clip whose scene training lacks.
+
+    The label encoder is built from the training manifest: a scene only in
+    the validation or test split could not be encoded (SpeechBrain's
+    ``Cannot encode unknown label``) once the phase had trained.
+    """
+    if not rows["train"]:
+        return []  # named as an empty split (or through its bad files)
+    scenes = {row["scene"] for row in rows["train"]}
+    return [
+        f"{line_of[row['wav']]}: scene {row['scene']!r} of "
+        f"{Path(row['wav']).name} has no clip in the training split"
+        for split in ("valid", "test")
+        for row in rows[split]
+        if row["scene"] not in scenes
+    ]
+
+
+def _refuse_faults(data_folder, bad, absent, n_bad):
+    """Raise one error that lists every bad file and every unknown scene."""
+    if not bad and not absent:
+        return
+    counts, advice = [], []
+    if bad:
+        counts.append(f"{len(bad)} bad audio file(s)")
+        advice.append(
+            "Fix or remove the bad files, or pass skip_bad_files=True "
+            "(--skip_bad_files=True) to leave them out."
+        )
+    if absent:
+        counts.append(f"{len(absent)} clip(s) of a scene absent from training")
+        skipped = f" ({n_bad} bad files left out)" if n_bad and not bad else ""
+        advice.append(
+            "The labels are the scenes of the training split"
+            f"{skipped}: give every scene training clips or remove its "
+            "evaluation lines."
+        )
+    # The faults last: a caller that shows one line (pipeline.py) shows one.
+    raise ValueError(
+        f"{' and '.join(counts)} in {data_folder}. "
+        + " ".join(advice)
+        + "\n  "
+        + "\n  ".join(bad + absent)
+    )
 
 
 def _subset_file(data_folder, train_subset, split_setup_folder):
@@ -441,7 +493,36 @@ def _probe_audio(path, options):
     seconds = audio.frames / audio.samplerate
     if min_duration and seconds < min_duration:
         return None, f"{seconds:.2f} s long, shorter than {min_duration} s"
+    if audio.subtype in FLOAT_SUBTYPES:
+        return audio, _nonfinite_samples(path, audio.samplerate, audio.subtype)
     return audio, None
+
+
+def _nonfinite_samples(path, rate, subtype):
+    """What is wrong with the NaN or infinite samples of a file, or None.
+
+    Read in blocks of a few seconds, so that a long file needs little
+    memory (``SoundFile.read`` in a loop: ``soundfile.blocks`` is slower).
+    """
+    dtype = "float32" if subtype == "FLOAT" else "float64"  # as stored
+    first, count, offset = None, 0, 0
+    with soundfile.SoundFile(str(path)) as sound:
+        while len(block := sound.read(1 << 18, dtype, always_2d=True)):
+            finite = np.isfinite(block)
+            # The whole-block test is fast; frames are counted when it fails.
+            bad = (
+                np.flatnonzero(~finite.all(axis=1)) if not finite.all() else []
+            )
+            if len(bad) and first is None:
+                first = offset + int(bad[0])
+            count += len(bad)
+            offset += len(block)
+    if first is None:
+        return None
+    return (
+        f"{count} frame(s) of NaN or infinite samples, the first at "
+        f"{first / rate:.3f} s"
+    )
 
 
 def _split_by_identifier(rows, valid_ratio, seed):

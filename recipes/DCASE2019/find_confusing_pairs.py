@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechbrain_kd.environment import one_line_faults
 from speechbrain_kd.pairs import (
     parse_pairs,
     rank_confusing_pairs,
@@ -82,9 +83,10 @@ def main(argv=None):
     parser.add_argument("--split", default="valid")
     parser.add_argument("--pairs", default=None)
     args = parser.parse_args(argv)
-    path = find_confusing_pairs(
-        args.phase_folder, args.top_k, args.split, args.pairs
-    )
+    with one_line_faults(args.phase_folder, "phase folder"):
+        path = find_confusing_pairs(
+            args.phase_folder, args.top_k, args.split, args.pairs
+        )
     print(path.read_text())
 
 

@@ -54,6 +54,7 @@ from speechbrain_kd.complexity import (
     LIMIT_SETTINGS,
     describe_complexity,
 )
+from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.hparams_preview import (
@@ -1020,7 +1021,15 @@ def main(argv=None):
     if args.seeds and "seed" in overrides:
         raise SystemExit("give --seeds or --seed, not both")
     try:
-        with sole_writer(Path(args.output_folder).resolve()):
+        # Before any stamp: a rerun without the option must find none.
+        check_device(run_option(run_opts, "device"))
+    except SettingError as error:
+        raise SystemExit(str(error)) from None
+    try:
+        with (
+            one_line_faults(args.output_folder),
+            sole_writer(Path(args.output_folder).resolve()),
+        ):
             if args.data_folder is None:
                 from speechbrain_kd.demo_data import generate_demo_dataset
 
@@ -1034,8 +1043,24 @@ def main(argv=None):
     except PhaseFailed as failure:
         print(failure, file=sys.stderr)
         raise SystemExit(1) from None
-    except FolderInUse as error:
+    except (FolderInUse, FileExistsError) as error:  # in use; not a demo set
         raise SystemExit(str(error)) from None
+
+
+def run_option(run_opts, name):
+    """The value of ``--name=value`` among the run options, or None.
+
+    Example
+    -------
+    >>> run_option(["--precision=fp16", "--device=cuda:1"], "device")
+    'cuda:1'
+    """
+    values = [
+        value
+        for key, _, value in (item[2:].partition("=") for item in run_opts)
+        if key == name
+    ]
+    return values[-1] if values else None
 
 
 def run_seeds(args, overrides, run_opts):
@@ -1068,6 +1093,14 @@ def seed_list(text):
     -------
     >>> seed_list("1, 2,3")
     [1, 2, 3]
+    >>> seed_list("")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: give one seed or more, e.g. --seeds=1,2,3
+    >>> seed_list("1,2,1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: give distinct seeds: 1 is repeated in '1,2,1'
     """
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
@@ -1075,8 +1108,16 @@ def seed_list(text):
         raise argparse.ArgumentTypeError(
             f"not a comma-separated list of integers: {text!r}"
         ) from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"give distinct seeds: {text!r}")
+    if not seeds:
+        raise argparse.ArgumentTypeError(
+            "give one seed or more, e.g. --seeds=1,2,3"
+        )
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(
+            f"give distinct seeds: {', '.join(map(str, twice))} "
+            f"{'is' if len(twice) == 1 else 'are'} repeated in {text!r}"
+        )
     return seeds
 
 

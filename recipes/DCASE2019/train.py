@@ -50,6 +50,7 @@ from speechbrain_kd.dataio import (
     load_audio,
     manifest_at_rate,
 )
+from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
 from speechbrain_kd.hparams_preview import (
     SettingError,
@@ -192,18 +193,22 @@ def prepare_data(settings):
     ``settings`` are the phase's plain settings (:func:`preview_hparams`):
     the models are built only once the data says how many scenes it has.
     """
-    run_on_main(
-        prepare_dcase2019,
-        kwargs={
-            "data_folder": settings["data_folder"],
-            "save_folder": settings["prepare_folder"],
-            "valid_ratio": settings["valid_ratio"],
-            "seed": settings["seed"],
-            "skip_bad_files": settings["skip_bad_files"],
-            "train_subset": settings["train_subset"],
-            "split_setup_folder": settings["split_setup_folder"],
-        },
-    )
+    try:
+        run_on_main(
+            prepare_dcase2019,
+            kwargs={
+                "data_folder": settings["data_folder"],
+                "save_folder": settings["prepare_folder"],
+                "valid_ratio": settings["valid_ratio"],
+                "seed": settings["seed"],
+                "skip_bad_files": settings["skip_bad_files"],
+                "train_subset": settings["train_subset"],
+                "split_setup_folder": settings["split_setup_folder"],
+            },
+        )
+    except (ValueError, FileNotFoundError) as error:
+        # Bad data, named by the preparation: its message, no traceback.
+        raise SystemExit(f"data preparation: {error}") from None
     train_csv = Path(settings["prepare_folder"]) / "train.csv"
     with open(train_csv, newline="", encoding="utf-8") as f:
         return sorted({row["scene"] for row in csv.DictReader(f)})
@@ -427,7 +432,8 @@ def main(argv):
         ) from None
     overwrite = overrides.pop("overwrite", False)
     try:
-        phase_settings(hparams_file, overrides)  # before anything is written
+        check_device(run_opts.get("device"))  # before anything is written
+        phase_settings(hparams_file, overrides)
         runs = []
         for run in specialist_overrides(hparams_file, overrides):
             folder = phase_settings(hparams_file, run)["output_folder"]
@@ -436,7 +442,7 @@ def main(argv):
             check_phase_folder(folder, record, overwrite)
             runs.append((run, folder, record))
         for run, folder, record in runs:
-            with sole_writer(folder):
+            with one_line_faults(folder), sole_writer(folder):
                 run_on_main(
                     claim_phase_folder, args=[folder, record, overwrite]
                 )

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from speechbrain_kd.environment import one_line_faults
+
 # The first ESC-50 categories, in target order (targets 0-49 in the real
 # set), and the ones of the ESC-10 subset among them.
 CATEGORIES = [
@@ -126,10 +128,11 @@ def main(argv=None):
     parser.add_argument("--sample_rate", type=int, default=44100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    path = generate_esc50_demo(
-        args.out_dir, args.n_classes, args.clips_per_class, args.seconds,
-        args.sample_rate, args.seed,
-    )  # fmt: skip
+    with one_line_faults(args.out_dir, "output folder"):
+        path = generate_esc50_demo(
+            args.out_dir, args.n_classes, args.clips_per_class, args.seconds,
+            args.sample_rate, args.seed,
+        )  # fmt: skip
     print(f"ESC-50 demo set in {path}")
 
 

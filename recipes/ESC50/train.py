@@ -33,6 +33,7 @@ from speechbrain_kd.dataio import (
     fitting_crop,
     manifest_at_rate,
 )
+from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.hparams_preview import preview_hparams
 from speechbrain_kd.labels import (
     encoder_labels,
@@ -186,13 +187,15 @@ def main(argv):
     overrides = yaml.safe_load(overrides) if overrides else {}
     overwrite = overrides.pop("overwrite", False)
     try:
+        check_device(run_opts.get("device"))  # before anything is written
         # A folder holding a run of other settings: refused, unwritten.
         folder = preview_hparams(hparams_file, overrides)["output_folder"]
         folder = Path(folder).resolve()
         record = settings_record(hparams_file, overrides)
         check_phase_folder(folder, record, overwrite)
-        run_on_main(claim_phase_folder, args=[folder, record, overwrite])
-        run(hparams_file, run_opts, overrides)
+        with one_line_faults(folder):
+            run_on_main(claim_phase_folder, args=[folder, record, overwrite])
+            run(hparams_file, run_opts, overrides)
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
 

@@ -180,6 +180,33 @@ def test_reuses_identical_set_refuses_others(tmp_path):
     assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("edit", ["meta.csv", "audio", "added"])
+def test_edited_set_is_refused_not_reused(tmp_path, capsys, edit):
+    folder = generate_demo_dataset(tmp_path / "d", **SMALL)
+    if edit == "meta.csv":
+        meta = folder / "meta.csv"
+        meta.write_text("".join(meta.read_text().splitlines(True)[:-1]))
+        changed = "meta.csv"
+    elif edit == "audio":
+        wav = sorted((folder / "audio").iterdir())[3]
+        data, rate = soundfile.read(wav)
+        soundfile.write(wav, data[::-1], rate, subtype="PCM_16")
+        changed = f"audio/{wav.name}"
+    else:
+        (folder / "evaluation_setup" / "fold2_train.csv").write_text("x\n")
+        changed = "evaluation_setup/fold2_train.csv"
+    with pytest.raises(
+        FileExistsError,
+        match=f"demo set whose files changed since it was made \\(1 file\\(s\\)"
+        f" edited, added or removed: {changed}\\): delete it",
+    ):
+        generate_demo_dataset(folder, **SMALL)
+    with pytest.raises(SystemExit) as stop:  # the command line: exit 2
+        main([str(folder), *(f"--{k}={v}" for k, v in SMALL.items())])
+    assert stop.value.code == 2
+    assert "whose files changed" in capsys.readouterr().err
+
+
 BAD = [
     ("sample_rate", 7999, "out of range", "8000 to 48000"),
     ("sample_rate", 48001, "out of range", "8000 to 48000"),

@@ -365,10 +365,135 @@ def test_changed_subset_file_is_not_mistaken_for_prepared(tmp_path):
     data = make_layout(tmp_path / "d", "2022")
     (data / "split_setup").mkdir()
     subset = data / "split_setup" / "split50.csv"
-    one = [["audio/bus-lyon-1-0-0-a.wav", "bus"]]
+    # One clip of every scene: the test split's scenes need training clips.
+    one = [[f"audio/{s}-lyon-1-0-0-a.wav", s] for s in SCENES]
     write_tsv(subset, ["filename", "scene_label"], one)
     first = prepare_dcase2019(data, tmp_path / "m", 0.0, train_subset=50)
     two = one + [["audio/bus-lyon-2-0-0-a.wav", "bus"]]
     write_tsv(subset, ["filename", "scene_label"], two)
     second = prepare_dcase2019(data, tmp_path / "m", 0.0, train_subset=50)
-    assert (first["train"], second["train"]) == (1, 2)
+    assert (first["train"], second["train"]) == (3, 4)
+
+
+def relabel(data, line, scene):
+    """Give the clip on ``line`` of ``fold1_evaluate.csv`` another scene."""
+    fold = data / "evaluation_setup" / "fold1_evaluate.csv"
+    lines = fold.read_text().splitlines()
+    name = lines[line - 1].split("\t")[0]
+    lines[line - 1] = f"{name}\t{scene}"
+    fold.write_text("\n".join(lines) + "\n")
+    meta = data / "meta.csv"
+    meta.write_text(
+        "".join(
+            f"{name}\t{scene}\t" + row.split("\t", 2)[2] + "\n"
+            if row.startswith(name + "\t")
+            else row + "\n"
+            for row in meta.read_text().splitlines()
+        )
+    )
+    return name
+
+
+@pytest.mark.parametrize("skip_bad_files", [False, True])
+def test_scene_absent_from_training_is_named_with_its_line(
+    tmp_path, skip_bad_files
+):
+    data = make_layout(tmp_path / "data", "2019")
+    name = relabel(data, 4, "beach")
+    (data / "audio" / "bus-lyon-2-0-a.wav").unlink()  # and a missing file
+    with pytest.raises(ValueError) as error:
+        prepare_dcase2019(data, tmp_path / "out", skip_bad_files=skip_bad_files)
+    message = str(error.value)
+    assert (
+        f"fold1_evaluate.csv, line 4: scene 'beach' of {Path(name).name} "
+        "has no clip in the training split"
+    ) in message
+    assert "The labels are the scenes of the training split" in message
+    # Bad files share the one message, unless they are skipped.
+    assert ("bus-lyon-2-0-a.wav: missing" in message) is not skip_bad_files
+    assert not (tmp_path / "out" / "test.csv").exists()
+
+
+def test_scene_whose_training_clips_are_all_skipped_is_named(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    for path in (data / "audio").glob("metro-lyon-[123]-*"):
+        path.write_bytes(b"")  # every training clip of metro
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)3 clip\(s\) of a scene absent from training.*"
+        r"training split \(9 bad files left out\).*line 8: scene 'metro'",
+    ):
+        prepare_dcase2019(data, tmp_path / "out", skip_bad_files=True)
+
+
+def test_labels_come_from_the_training_split_only(tmp_path):
+    """A test split without one of the training scenes still has its label."""
+    from tests.unittests.test_teacher_views import recipe_train
+
+    data = make_layout(tmp_path / "data", "2019")
+    fold = data / "evaluation_setup" / "fold1_evaluate.csv"
+    fold.write_text(
+        "".join(
+            line + "\n"
+            for line in fold.read_text().splitlines()
+            if "\tairport" not in line
+        )
+    )
+    train = recipe_train()
+    settings = {
+        "data_folder": data,
+        "prepare_folder": tmp_path / "manifests",
+        "valid_ratio": 0.3,
+        "seed": 1,
+        "skip_bad_files": False,
+        "train_subset": None,
+        "split_setup_folder": None,
+    }
+    assert train.prepare_data(settings) == SCENES
+    hparams = dict(
+        settings,
+        save_folder=tmp_path / "save",
+        sample_rate=48000,
+        n_channels=2,
+        crop_seconds=None,
+        phase="baseline",
+    )
+    datasets, _ = train.dataio_prep(hparams)
+    assert {row["scene"] for row in datasets["test"].data.values()} == {
+        "bus",
+        "metro",
+    }
+    encoder = hparams["label_encoder"]
+    assert [encoder.ind2lab[i] for i in range(len(encoder))] == SCENES
+    assert sorted(int(item["label_encoded"]) for item in datasets["test"]) == (
+        [1] * 3 + [2] * 3
+    )
+
+
+def test_nonfinite_samples_are_named_with_the_bad_files(tmp_path):
+    data = make_layout(tmp_path / "data", "2019")
+    nan = data / "audio" / "bus-lyon-1-2-a.wav"  # training
+    inf = data / "audio" / "metro-lyon-0-1-a.wav"  # test
+    fine = data / "audio" / "airport-lyon-2-0-a.wav"
+    samples = np.full((9600, 2), 0.1, dtype=np.float32)
+    soundfile.write(fine, samples, 48000, subtype="FLOAT")
+    samples[4800, 1] = np.nan
+    soundfile.write(nan, samples, 48000, subtype="FLOAT")
+    samples[4800, 1], samples[7200:7202] = 0.1, -np.inf
+    soundfile.write(inf, samples, 48000, subtype="DOUBLE")
+    missing = data / "audio" / "bus-lyon-3-0-a.wav"
+    missing.unlink()
+    with pytest.raises(ValueError) as error:
+        prepare_dcase2019(data, tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith("3 bad audio file(s) in ")
+    assert (
+        f"{nan}: 1 frame(s) of NaN or infinite samples, the first at 0.100 s"
+    ) in message
+    assert f"{inf}: 2 frame(s) of NaN or infinite samples, the first at " in (
+        message
+    )
+    assert f"{missing}: missing" in message
+    assert str(fine) not in message  # float samples, all finite
+    counts = prepare_dcase2019(data, tmp_path / "out", skip_bad_files=True)
+    assert counts["skipped"] == 3
