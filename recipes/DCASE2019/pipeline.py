@@ -290,6 +290,13 @@ class Pipeline:
         self.student_model = args.student_model
         self.student_model_options = args.student_model_options
         self.controls = getattr(args, "controls", True)
+        self.export_formats = getattr(args, "export_formats", None)
+        self.max_model_bytes = getattr(args, "max_model_bytes", None)
+        if self.max_model_bytes is not None and not self.export_formats:
+            raise SystemExit(
+                "--max_model_bytes holds an exported student: give "
+                "--export_formats too (e.g. --export_formats=int8)"
+            )
         self.processes = getattr(args, "nproc_per_node", 1)
         if self.processes < 1:
             raise SystemExit(
@@ -581,9 +588,44 @@ class Pipeline:
         controls = (
             self.run_controls(baseline, init_from) if self.controls else {}
         )
-        return self.summarize(
+        summary = self.summarize(
             baseline, pairs, specialists, ensemble, student, reference, controls
         )
+        if self.export_formats:
+            summary["export"] = self.export_student(student)
+            write_json_atomic(self.output / "summary.json", summary)
+        return summary
+
+    def export_student(self, student):
+        """Export the student in ``--export_formats``, verified on the test
+        clips against the trained model and held to the limits; the
+        figures of each format (``export.json``) for the summary."""
+        from speechbrain_kd.export import (
+            EXPORT_INFO_FILE,
+            export_model,
+            format_table,
+        )
+
+        start = time.time()
+        folder = self.output / "export"
+        limits = self.phase_overrides("distill.yaml", "distill")
+        try:
+            export_model(
+                student,
+                folder,
+                overwrite=True,
+                formats=self.export_formats,
+                verify=self.output / "manifests" / "test.csv",
+                max_params=limits.get("max_params"),
+                max_macs=limits.get("max_macs"),
+                max_model_bytes=self.max_model_bytes,
+            )
+        except (FileNotFoundError, RuntimeError, ValueError) as error:
+            raise SystemExit(f"[pipeline] export: {error}") from None
+        self.timings["export"] = time.time() - start
+        info = json.loads((folder / EXPORT_INFO_FILE).read_text())
+        print(f"\nthe student exported to {folder}:\n{format_table(info)}")
+        return {"folder": str(folder), **info}
 
     def run_controls(self, baseline, init_from):
         """The student's network, initialisation and schedule without the
@@ -1003,6 +1045,20 @@ def main(argv=None):
         "default True",
     )
     parser.add_argument(
+        "--export_formats",
+        default=None,
+        type=export_formats,
+        help="e.g. onnx,int8: export the student in these formats as the "
+        "last step, verified on the test clips (figures in summary.json)",
+    )
+    parser.add_argument(
+        "--max_model_bytes",
+        default=None,
+        type=int,
+        help="limit on the exported student's parameter bytes at the "
+        "precision it is stored in (DCASE: 128000 at int8)",
+    )
+    parser.add_argument(
         "--nproc_per_node",
         type=int,
         default=1,
@@ -1119,6 +1175,26 @@ def seed_list(text):
             f"{'is' if len(twice) == 1 else 'are'} repeated in {text!r}"
         )
     return seeds
+
+
+def export_formats(text):
+    """Parse ``--export_formats=onnx,int8`` (checked before any training).
+
+    Example
+    -------
+    >>> export_formats("int8,onnx")
+    ['onnx', 'int8']
+    >>> export_formats("tflite")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: unknown export format(s) ['tflite']; ...
+    """
+    from speechbrain_kd.export import parse_formats
+
+    try:
+        return parse_formats(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def yes_or_no(text):

@@ -120,6 +120,34 @@ def test_controls_are_the_student_without_its_teachers(pipeline_run):
         )
 
 
+def test_pipeline_exports_and_verifies_the_student(pipeline_run, tiny_demo):
+    """--export_formats as the last step: the finished phases are skipped,
+    the student is exported and verified on the test clips, its figures in
+    summary.json; a student over --max_model_bytes is refused with its
+    measured size and leaves no export behind."""
+    out = pipeline_run["folder"]
+    again = ["--controls=True", "--export_formats=onnx,int8"]
+    too_small = run_script(
+        pipeline_args(tiny_demo, out, *again, "--max_model_bytes=1000"),
+        check=False,
+    )
+    assert too_small.returncode != 0
+    last = too_small.stderr.strip().splitlines()[-1]
+    assert last.startswith("[pipeline] export: ") and "1000" in last
+    assert not (out / "export").exists()
+    result = run_script(pipeline_args(tiny_demo, out, *again))
+    assert "distill: complete, skipped" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    export = summary["export"]
+    assert export["folder"] == str(out / "export")
+    assert set(export["formats"]) == {"onnx", "int8"}
+    assert export["formats"]["onnx"]["agreement"] == 1.0
+    assert export["formats"]["int8"]["agreement"] >= 0.97
+    for figures in export["formats"].values():
+        assert (out / "export" / figures["file"]).is_file()
+    assert summary["student"] == pipeline_run["summary"]["student"]
+
+
 def test_linear_reference_learns_the_scenes(pipeline_run):
     # Ten balanced scenes (chance 10 %) in seven groups that differ in
     # their spectra (the three pairs differ only in time-frequency cues):
@@ -365,6 +393,8 @@ def test_a_failing_phase_shows_its_own_error(tiny_demo, tmp_path):
             "--model_options={block_channels: [8]}",
             "has no setting 'block_channels'",
         ),
+        ("--export_formats=tflite", "unknown export format(s) ['tflite']"),
+        ("--max_model_bytes=128000", "give --export_formats too"),
     ],
 )
 def test_bad_pipeline_options_are_refused_before_any_work(
