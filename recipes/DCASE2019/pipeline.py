@@ -395,6 +395,8 @@ class Pipeline:
         try:
             prepare_data(settings)
             return data_fingerprint(self.manifests())
+        except SystemExit as error:  # bad data, named by the preparation
+            raise SystemExit(f"[pipeline] {error}") from None
         except (ValueError, OSError) as error:
             raise SystemExit(f"[pipeline] data preparation: {error}") from None
 

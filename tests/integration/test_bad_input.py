@@ -382,10 +382,10 @@ def test_bad_data_stops_before_training_with_file_and_line(
     assert "Traceback" not in result.stdout + result.stderr
     assert "data preparation: 1 " in result.stderr
     assert seen in result.stderr
-    if script == "pipeline.py":  # its one line is the phase's fault
-        assert result.stderr.strip().splitlines()[-2] == (
-            f"[pipeline] baseline failed (exit code 1): {seen}"
-        )
+    if script == "pipeline.py":  # before any phase; the fault named last
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].strip() == seen
+        assert lines[-2].startswith("[pipeline] data preparation: 1 clip(s)")
         out = out / "baseline"
     assert not list(out.glob("**/CKPT*"))  # nothing trained
     assert not list(out.parent.glob("**/train.csv"))  # no manifests
