@@ -768,7 +768,7 @@ def teacher_soft_labels(
     """The soft labels of a student: its teachers, online or cached.
 
     Loads the teachers in ``teacher_folders`` (any kind of
-    :func:`~speechbrain_kd.teachers.teacher_kind`) as one frozen
+    :func:`~speechbrain_kd.teacher_sources.teacher_kind`) as one frozen
     :class:`~speechbrain_kd.teachers.TeacherEnsemble` taking the clips at
     ``sample_rate`` (labels matched by name) and wraps it with
     :func:`make_soft_labels`.

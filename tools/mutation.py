@@ -31,6 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_MODULES = {
     "losses": ["tests/unittests/test_losses.py"],
     "teachers": ["tests/unittests/test_teachers.py"],
+    "teacher_sources": [
+        "tests/unittests/test_teachers.py",
+        "tests/unittests/test_teacher_sources.py",
+    ],
     "soft_labels": ["tests/unittests/test_soft_labels.py"],
     "samplers": [
         "tests/unittests/test_samplers.py",

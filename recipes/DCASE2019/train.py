@@ -72,7 +72,7 @@ from speechbrain_kd.stamps import (
     claim_phase_folder,
     settings_record,
 )
-from speechbrain_kd.teachers import TeacherError, teacher_kind
+from speechbrain_kd.teacher_sources import TeacherError, teacher_kind
 
 logger = logging.getLogger(__name__)
 

@@ -20,14 +20,13 @@ from speechbrain_kd.stored_logits import (
     import_logits,
     write_stored_logits,
 )
-from speechbrain_kd.teachers import (
+from speechbrain_kd.teacher_sources import (
     LABELS_KEY,
-    PosteriorAverage,
-    TeacherEnsemble,
     load_teacher,
     read_stored_logits,
     teacher_kind,
 )
+from speechbrain_kd.teachers import PosteriorAverage, TeacherEnsemble
 from tests.unittests.test_export import (
     LABELS,
     RATE,
