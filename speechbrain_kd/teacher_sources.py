@@ -308,7 +308,7 @@ class EncoderClassifierTeacher(torch.nn.Module):
         """
         from speechbrain.inference.classifiers import EncoderClassifier
 
-        from speechbrain_kd.export import load_exported
+        from speechbrain_kd.speechbrain_folder import load_exported
 
         device = str(device)
         if Path(source).is_dir():
