@@ -36,6 +36,7 @@ CORE_MODULES = {
         "tests/unittests/test_teacher_sources.py",
     ],
     "soft_labels": ["tests/unittests/test_soft_labels.py"],
+    "soft_label_cache": ["tests/unittests/test_soft_labels.py"],
     "samplers": [
         "tests/unittests/test_samplers.py",
         "tests/unittests/test_specialist_step.py",
