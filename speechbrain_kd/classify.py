@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.checkpoints import load_trained_model, save_folder_of
-from speechbrain_kd.dataio import load_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_kd.dataio import load_audio
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.onnx_model import OnnxModel
 from speechbrain_kd.speechbrain_folder import load_exported
 

@@ -19,13 +19,10 @@ from pathlib import Path
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_kd.dataio import (
-    crop,
-    load_audio,
-    loader_options,
-    read_manifest,
-)
+from speechbrain_kd.audio import crop, load_audio
+from speechbrain_kd.dataio import loader_options
 from speechbrain_kd.files import file_sha256, replacing
+from speechbrain_kd.manifests import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +286,7 @@ def compute_teacher_logits(
     ensemble : speechbrain_kd.teachers.TeacherEnsemble
     manifest_csv : str or pathlib.Path
     sample_rate, channels : int
-        How the clips are read (:func:`speechbrain_kd.dataio.load_audio`).
+        How the clips are read (:func:`speechbrain_kd.audio.load_audio`).
     n_crop_views : int
     crop_seconds : float, optional
     batch_size : int

@@ -20,7 +20,7 @@ from speechbrain_kd.checkpoints import (
     MODEL_MODULES,
     MODEL_SPEC_FILE,
 )
-from speechbrain_kd.dataio import read_manifest
+from speechbrain_kd.manifests import read_manifest
 
 EXPORT_FILES = (
     "hyperparams.yaml",

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechbrain_kd.dataio import read_manifest
 from speechbrain_kd.files import replacing
+from speechbrain_kd.manifests import read_manifest
 from speechbrain_kd.soft_label_cache import compute_teacher_logits
 from speechbrain_kd.teacher_sources import (
     LABELS_FILE,

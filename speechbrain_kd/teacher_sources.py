@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechbrain_kd.audio import batch_of_channels
 from speechbrain_kd.checkpoints import (
     MODEL_MODULES,
     MODEL_SPEC_FILE,
     load_trained_model,
     save_folder_of,
 )
-from speechbrain_kd.dataio import batch_of_channels
 from speechbrain_kd.files import file_sha256
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")

@@ -44,6 +44,8 @@ CORE_MODULES = {
     "metrics": ["tests/unittests/test_metrics.py"],
     "pairs": ["tests/unittests/test_pairs.py"],
     "dataio": ["tests/unittests/test_dataio.py"],
+    "audio": ["tests/unittests/test_dataio.py"],
+    "manifests": ["tests/unittests/test_dataio.py"],
     "brain": [
         "tests/unittests/test_brain.py",
         "tests/unittests/test_brain_results.py",

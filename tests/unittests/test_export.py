@@ -13,9 +13,9 @@ from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_kd import export as export_module
 from speechbrain_kd import speechbrain_folder
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.audit import audit_hyperparams
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, load_trained_model
-from speechbrain_kd.dataio import load_audio
 from speechbrain_kd.export import export_model
 from speechbrain_kd.hub import audit_model, push_to_hub
 from speechbrain_kd.hub import main as hub_main

@@ -11,7 +11,7 @@ import soundfile
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_kd.dataio import crop, load_audio
+from speechbrain_kd.audio import crop, load_audio
 from speechbrain_kd.soft_labels import (
     OnlineSoftLabels,
     SoftLabelCache,

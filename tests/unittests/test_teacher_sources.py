@@ -11,8 +11,8 @@ import pytest
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.checkpoints import load_trained_model
-from speechbrain_kd.dataio import load_audio
 from speechbrain_kd.export import export_model
 from speechbrain_kd.soft_labels import SoftLabelCache, make_soft_labels
 from speechbrain_kd.speechbrain_folder import load_exported
