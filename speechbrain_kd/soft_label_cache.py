@@ -147,11 +147,11 @@ def load_or_build(
     manifest_csv,
     sample_rate,
     channels,
+    rebuild="auto",
     n_crop_views=0,
     crop_seconds=None,
     batch_size=8,
     device=None,
-    rebuild="auto",
 ):
     """The content of the cache file at ``path``: loaded if current, else built.
 
@@ -175,23 +175,24 @@ def load_or_build(
     >>> import soundfile
     >>> from speechbrain_kd.checkpoints import TrainedModel
     >>> from speechbrain_kd.teachers import TeacherEnsemble
-    >>> class Mean(torch.nn.Module):
+    >>> class Peak(torch.nn.Module):
     ...     def forward(self, wavs, lengths=None):
-    ...         return wavs.mean(1)
-    >>> ensemble = TeacherEnsemble({"t": TrainedModel(
-    ...     Mean(), torch.nn.Linear(1, 3), ["a", "b", "c"], 8000, {},
-    ...     None)})
+    ...         return wavs.amax(1)
+    >>> teacher = TrainedModel(Peak(), torch.nn.Linear(1, 2), ["a", "b"],
+    ...                        8000, {}, None)
+    >>> ensemble = TeacherEnsemble({"t1": teacher, "t2": teacher})
     >>> tmp = str(getfixture("tmpdir"))
-    >>> soundfile.write(tmp + "/c1.wav", torch.zeros(800).numpy(), 8000)
-    >>> _ = open(tmp + "/train.csv", "w").write(
-    ...     "ID,wav\\nc1," + tmp + "/c1.wav\\n")
-    >>> ids, logits, _ = load_or_build(
-    ...     tmp + "/cache.pt", ensemble, tmp + "/train.csv", 8000, 1)
-    >>> ids, logits.shape
-    (['c1'], torch.Size([1, 1, 1, 3]))
-    >>> load_or_build(tmp + "/cache.pt", ensemble, tmp + "/train.csv",
-    ...     8000, 1, rebuild="never")[0]
-    ['c1']
+    >>> soundfile.write(tmp + "/c1.wav", torch.ones(800).numpy(), 8000)
+    >>> _ = open(tmp + "/m.csv", "w").write("ID,wav\\nc1," + tmp + "/c1.wav\\n")
+    >>> ids, logits, _ = load_or_build(tmp + "/cache.pt", ensemble,
+    ...     tmp + "/m.csv", 8000, 1, n_crop_views=1, crop_seconds=0.05)
+    >>> ids, logits.shape  # clips, views (whole clip and a crop), teachers
+    (['c1'], torch.Size([1, 2, 2, 2]))
+    >>> load_or_build(tmp + "/cache.pt", ensemble, tmp + "/m.csv", 8000, 1,
+    ...     rebuild="never")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: ... settings changed (n_crop_views: 1 -> 0; ...
     """
     if rebuild not in ("auto", "never"):
         raise ValueError(f"rebuild must be 'auto' or 'never', not {rebuild!r}")

@@ -251,11 +251,11 @@ class SoftLabelCache:
             manifest_csv,
             sample_rate,
             channels,
-            n_crop_views,
-            crop_seconds,
-            batch_size,
-            device,
-            rebuild,
+            rebuild=rebuild,
+            n_crop_views=n_crop_views,
+            crop_seconds=crop_seconds,
+            batch_size=batch_size,
+            device=device,
         )
         return cls(ids, logits, expected, multi_segment, generator)
 

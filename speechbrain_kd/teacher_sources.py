@@ -171,10 +171,10 @@ class PhaseTeacher(torch.nn.Module):
 
     Example
     -------
-    >>> from speechbrain_kd.checkpoints import TrainedModel
     >>> class Mean(torch.nn.Module):
     ...     def forward(self, wavs, lengths=None):
     ...         return wavs.mean(1)
+    >>> from speechbrain_kd.checkpoints import TrainedModel
     >>> teacher = PhaseTeacher(TrainedModel(
     ...     Mean(), torch.nn.Linear(2, 3), list("abc"), 8000, {}, None))
     >>> teacher(torch.ones(4, 100, 2)).shape, teacher.labels
