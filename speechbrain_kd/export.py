@@ -36,6 +36,12 @@ the label encoder is parsed with ``ast.literal_eval``. The
 downloaded one first, or list what it would call with
 :func:`speechbrain_kd.audit.audit_hyperparams`. To share the folder:
 ``python -m speechbrain_kd.hub push EXPORT_FOLDER USER/REPO``.
+
+This module is the export's one entry, :func:`export_model` (arguments
+checked, formats built and checked, the folder put in place whole), and its
+command line, about 530 lines; each format is in
+:mod:`speechbrain_kd.speechbrain_folder` and
+:mod:`speechbrain_kd.export_formats`.
 """
 
 import argparse

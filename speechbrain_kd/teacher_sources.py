@@ -18,7 +18,9 @@ stored         teacher logits per clip ID computed elsewhere, an ``.npz``
 
 Each loads as one frozen module with its labels, its sample rate and a
 digest of what it computes with; :mod:`speechbrain_kd.teachers` puts them
-in one ensemble.
+in one ensemble. The four kinds stay in one module (about 600 lines):
+:func:`teacher_kind` and :func:`load_teacher` choose among all of them, and
+they share one interface.
 """
 
 import hashlib
