@@ -143,6 +143,22 @@ def compare_formats(net, folder, formats, rows, spec):
     dict
         ``{"pytorch": {"accuracy"}, <format>: {"n_clips", "accuracy",
         "agreement", "max_abs_diff"}}`` (accuracy None without ``scene``).
+
+    Example
+    -------
+    >>> import soundfile
+    >>> from speechbrain_kd.onnx_model import Posteriors
+    >>> class Loudness(torch.nn.Module):
+    ...     def forward(self, wavs, lengths=None):
+    ...         return wavs.abs().mean(1)
+    >>> net = Posteriors(Loudness(), torch.nn.Linear(1, 2))
+    >>> wav = str(getfixture("tmpdir") / "c.wav")
+    >>> soundfile.write(wav, torch.ones(800).numpy() / 2, 8000)
+    >>> spec = {"sample_rate": 8000, "labels": ["a", "b"],
+    ...         "embedding_model": {"config": {"in_channels": 1}}}
+    >>> rows = [{"ID": "c", "wav": wav}]  # no scene: no accuracy
+    >>> compare_formats(net, None, [], rows, spec)
+    {'pytorch': {'n_clips': 1, 'accuracy': None}}
     """
     rate = int(spec["sample_rate"])
     channels = int(spec["embedding_model"]["config"].get("in_channels", 1))
