@@ -10,7 +10,7 @@ them alike), for one configuration of the DCASE2019 recipe:
   ``make_dataloader`` at the preset's worker count) over clips/s the
   Brain's training step consumes on batches already loaded;
 - ``crop_read_over_whole_read``: reading a training crop's frames alone
-  (``dataio.load_crop``) over reading the whole file and cropping it, per
+  (``audio.load_crop``) over reading the whole file and cropping it, per
   clip of the training set;
 - ``cached_kd_over_baseline_step``: a distillation step with cached soft
   labels over a baseline step (same student, batch and crop; center loss in
@@ -804,7 +804,7 @@ def _measure_loader(config, bench, device, repeats):
 
 def _measure_crop_read(config, bench, repeats):
     """A training crop read alone against the whole file read and cropped."""
-    from speechbrain_kd.dataio import crop, load_audio, load_crop
+    from speechbrain_kd.audio import crop, load_audio, load_crop
 
     s = config["settings"]
     rate, channels = s["sample_rate"], s["n_channels"]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.checkpoints import load_trained_model, save_folder_of
-from speechbrain_kd.dataio import load_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -86,7 +86,7 @@ class Classifier:
     """
 
     def __init__(self, model_folder, device="cpu", format=None):
-        from speechbrain_kd.export import FORMAT_FILES, FORMATS
+        from speechbrain_kd.export_formats import FORMAT_FILES, FORMATS
 
         folder = Path(model_folder)
         self.device = device
@@ -138,8 +138,8 @@ class Classifier:
         self._run = run
 
     def _use_torch_export(self, folder):
-        from speechbrain_kd.export import load_exported
         from speechbrain_kd.labels import encoder_labels
+        from speechbrain_kd.speechbrain_folder import load_exported
 
         model = load_exported(folder, device=self.device)
         self.labels = encoder_labels(model.hparams.label_encoder)

@@ -36,10 +36,15 @@ the label encoder is parsed with ``ast.literal_eval``. The
 downloaded one first, or list what it would call with
 :func:`speechbrain_kd.audit.audit_hyperparams`. To share the folder:
 ``python -m speechbrain_kd.hub push EXPORT_FOLDER USER/REPO``.
+
+This module is the export's one entry, :func:`export_model` (arguments
+checked, formats built and checked, the folder put in place whole), and its
+command line, about 530 lines; each format is in
+:mod:`speechbrain_kd.speechbrain_folder` and
+:mod:`speechbrain_kd.export_formats`.
 """
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -49,145 +54,50 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 from speechbrain_kd.checkpoints import (
     LABEL_ENCODER_FILE,
     MODEL_MODULES,
-    MODEL_SPEC_FILE,
     find_best_checkpoint,
     load_state,
     read_phase_spec,
     save_folder_of,
 )
 from speechbrain_kd.complexity import check_limits, model_complexity
-from speechbrain_kd.dataio import load_audio, read_manifest
+from speechbrain_kd.export_formats import (
+    FORMAT_FILES,
+    FORMAT_PRECISION,
+    FORMATS,
+    FP32_ATOL,
+    INT8_AGREEMENT,
+    ONNX_FORMATS,
+    _check_model_bytes,
+    _check_verified,
+    _clips,
+    compare_formats,
+    format_table,
+    parse_formats,
+    read_clip_manifest,
+)
 from speechbrain_kd.model_card import model_card
 from speechbrain_kd.models.spec import build_module
 from speechbrain_kd.onnx_model import (
-    OnnxModel,
     Posteriors,
     parameter_bytes,
     quantize_int8,
     require_onnx,
     to_onnx,
 )
+from speechbrain_kd.speechbrain_folder import (
+    _check_labels,
+    _check_loads_the_same,
+    _write_torch,
+)
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FILES = (
-    "hyperparams.yaml",
-    "embedding_model.ckpt",
-    "classifier.ckpt",
-    LABEL_ENCODER_FILE,
-    "label_encoder.ckpt",
-    "README.md",
-)
-# torch: the SpeechBrain folder; onnx: model.onnx, waveform to posteriors;
-# int8: model.int8.onnx, statically quantized.
-FORMATS = ("torch", "onnx", "int8")
-ONNX_FORMATS = ("onnx", "int8")
-FORMAT_FILES = {"onnx": "model.onnx", "int8": "model.int8.onnx"}
-FORMAT_PRECISION = {"torch": "fp32", "onnx": "fp32", "int8": "int8"}
 EXPORT_INFO_FILE = "export.json"
-# fp32 formats must give PyTorch's posteriors within float tolerance.
-FP32_ATOL = 1e-4
-# int8 must keep PyTorch's top-1 label on this share of the --verify clips
-# (measured on the demo students: see the README's "Export formats").
-INT8_AGREEMENT = 0.97
 # Calibration clips drawn from the training manifest for int8.
 CALIBRATION_CLIPS = 100
-
-
-def _yaml_module(key, spec):
-    lines = [f"{key}: !new:{spec['class']}"]
-    # JSON is YAML: numbers, strings, lists and dicts keep their types.
-    lines += [f"    {k}: {json.dumps(v)}" for k, v in spec["config"].items()]
-    return "\n".join(lines)
-
-
-def hyperparams_yaml(spec):
-    """The ``hyperparams.yaml`` of an exported model.
-
-    Both modules are ``!new:<class>`` with the constructor arguments that
-    ``model_spec.json`` recorded; the classifier is wrapped with a
-    ``LogSoftmax`` because ``EncoderClassifier.classify_batch`` reads its
-    output as log posteriors.
-
-    Arguments
-    ---------
-    spec : dict
-        The phase's ``model_spec.json``.
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> from speechbrain_kd.models import SceneClassifier, module_spec
-    >>> clf = module_spec(SceneClassifier(4, 2))
-    >>> text = hyperparams_yaml({"embedding_model": clf, "classifier": clf,
-    ...                          "sample_rate": 8000, "labels": ["a", "b"]})
-    >>> "mix: keep" in text and "sample_rate: 8000" in text
-    True
-    """
-    return f"""\
-# ############################################################################
-# speechbrain-kd export ({spec.get("phase", "model")}): load with
-#   speechbrain.inference.classifiers.EncoderClassifier.from_hparams(
-#       source=<this folder or hub repo>, savedir=<cache folder>)
-# Jung et al., IEEE Access 2020, DOI 10.1109/ACCESS.2020.3021711
-# ############################################################################
-
-sample_rate: {int(spec["sample_rate"])}
-
-# Where a Pretrainer used on its own collects the files (from_hparams
-# replaces it by its savedir).
-pretrained_path: pretrained_model
-
-# Resample any input to the model's rate; keep every channel (the model
-# adapts the channel count itself, so a binaural model is not mixed to mono).
-audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
-    sample_rate: !ref <sample_rate>
-    mix: keep
-
-# The model computes its own features from the waveform.
-compute_features: !new:speechbrain_kd.inference.PassThrough
-mean_var_norm: !new:speechbrain_kd.inference.PassThrough
-
-{_yaml_module("embedding_model", spec["embedding_model"])}
-
-{_yaml_module("scene_classifier", spec["classifier"])}
-
-# EncoderClassifier reads the classifier's output as log posteriors.
-classifier: !new:torch.nn.Sequential
-    - !ref <scene_classifier>
-    - !new:torch.nn.LogSoftmax
-        dim: -1
-
-label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
-# The label count, so that loading does not warn that it was never given.
-label_count: !apply:speechbrain.dataio.encoder.CategoricalEncoder.expect_len
-    - !ref <label_encoder>
-    - {len(spec["labels"])}
-
-modules:
-    compute_features: !ref <compute_features>
-    mean_var_norm: !ref <mean_var_norm>
-    embedding_model: !ref <embedding_model>
-    classifier: !ref <classifier>
-
-# Each loadable is read as <source>/<name>.ckpt, wherever the folder lives
-# (label_encoder.ckpt is label_encoder.txt under the name the Pretrainer
-# looks for). The classifier weights go into the inner module.
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    collect_in: !ref <pretrained_path>
-    loadables:
-        embedding_model: !ref <embedding_model>
-        classifier: !ref <scene_classifier>
-        label_encoder: !ref <label_encoder>
-"""
 
 
 def _read_results(phase_folder):
@@ -198,78 +108,6 @@ def _read_results(phase_folder):
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
-
-
-def _check_labels(spec, labels_file):
-    from speechbrain.dataio.encoder import CategoricalEncoder
-
-    from speechbrain_kd.labels import encoder_labels
-
-    if not labels_file.is_file():
-        raise FileNotFoundError(f"{labels_file} is missing")
-    encoder = CategoricalEncoder()
-    encoder.load(labels_file)
-    found = encoder_labels(encoder)
-    if found != list(spec["labels"]):
-        raise ValueError(
-            f"{labels_file} holds labels {found} but {MODEL_SPEC_FILE} "
-            f"says {spec['labels']}: the phase folder is inconsistent"
-        )
-
-
-def _check_loads_the_same(folder, modules, spec, seconds=3.0):
-    """Load ``folder`` like a user would; compare with ``modules``."""
-    rate = int(spec["sample_rate"])
-    channels = int(spec["embedding_model"]["config"].get("in_channels", 1))
-    wav = torch.randn(
-        1, int(seconds * rate), channels, generator=torch.Generator()
-    )
-    with torch.no_grad():
-        expected = torch.log_softmax(
-            modules["classifier"](modules["embedding_model"](wav)), -1
-        )
-    with tempfile.TemporaryDirectory() as savedir:
-        model = load_exported(folder, savedir=savedir)
-        out_prob, _, _, _ = model.classify_batch(wav)
-    if not torch.allclose(out_prob, expected, atol=1e-4, rtol=1e-4):
-        diff = float((out_prob - expected).abs().max())
-        raise RuntimeError(
-            f"the export in {folder} does not reproduce the trained model "
-            f"(largest log-posterior difference {diff:.3g})"
-        )
-
-
-def parse_formats(formats):
-    """Check a list of export formats (``"torch,onnx,int8"`` or a list).
-
-    Arguments
-    ---------
-    formats : str or list of str
-
-    Returns
-    -------
-    list of str
-        In the order of :data:`FORMATS`, each once.
-
-    Example
-    -------
-    >>> parse_formats("int8, torch")
-    ['torch', 'int8']
-    >>> parse_formats("onnx,tflite")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown export format(s) ['tflite']; known: torch, onnx, int8
-    """
-    if isinstance(formats, str):
-        formats = formats.split(",")
-    wanted = [str(name).strip() for name in formats if str(name).strip()]
-    unknown = [name for name in wanted if name not in FORMATS]
-    if unknown or not wanted:
-        raise ValueError(
-            f"unknown export format(s) {unknown or wanted}; known: "
-            + ", ".join(FORMATS)
-        )
-    return [name for name in FORMATS if name in wanted]
 
 
 def _phase_setting(phase_folder, key):
@@ -298,42 +136,6 @@ def _check_phase_folder(phase_folder):
     return read_phase_spec(phase_folder)
 
 
-def read_clip_manifest(manifest_csv, what="--verify"):
-    """The rows of a manifest of clips (``ID``, ``wav``, maybe ``scene``).
-
-    Arguments
-    ---------
-    manifest_csv : str or pathlib.Path
-    what : str
-        The option that named the file, for the error.
-
-    Returns
-    -------
-    list of dict
-
-    Example
-    -------
-    >>> read_clip_manifest(getfixture("tmpdir") + "/none.csv")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: --verify ...none.csv does not exist
-    """
-    path = Path(manifest_csv)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ValueError(f"{what} {path} cannot be read: {error}") from error
-    if not rows or not {"ID", "wav"} <= set(rows[0]):
-        raise ValueError(
-            f"{what} {path} is not a manifest of clips: it needs a header "
-            "with ID and wav and at least one row"
-        )
-    return rows
-
-
 def _calibration_rows(phase_folder, calibration, n_clips):
     """Clips of the training manifest (or ``calibration``) for int8."""
     if calibration is None:
@@ -350,123 +152,6 @@ def _calibration_rows(phase_folder, calibration, n_clips):
     # An even spread over the (label-sorted) manifest, the same every run.
     step = max(len(rows) / n_clips, 1.0)
     return [rows[int(i * step)] for i in range(min(n_clips, len(rows)))]
-
-
-def _clips(rows, rate, channels):
-    """Load manifest rows as ``[T, C]`` waveforms; refuse non-finite ones."""
-    for row in rows:
-        wav = load_audio(row["wav"], rate, channels)
-        if not torch.isfinite(wav).all():
-            raise ValueError(f"{row['wav']} holds NaN or infinite samples")
-        yield row, wav
-
-
-def _check_model_bytes(figures, max_model_bytes, counted=False):
-    """Refuse the most compact exported format over ``max_model_bytes``."""
-    if max_model_bytes is None:
-        return
-    name = min(figures, key=lambda f: figures[f]["parameter_bytes"])
-    size = figures[name]["parameter_bytes"]
-    if size > max_model_bytes:
-        holds = "would hold at least" if counted else "holds"
-        raise ValueError(
-            f"max_model_bytes={max_model_bytes}: the {name} model {holds} "
-            f"{size:,} bytes of parameters ({figures[name]['precision']}), "
-            f"{size - max_model_bytes:,} over the limit; choose a smaller "
-            "model" + ("" if name == "int8" else " or the int8 format")
-        )
-
-
-def compare_formats(net, folder, formats, rows, spec):
-    """Each format against the trained PyTorch model on manifest clips.
-
-    Arguments
-    ---------
-    net : speechbrain_kd.onnx_model.Posteriors
-        The trained model (waveforms -> posteriors).
-    folder : pathlib.Path
-        An export folder holding the formats.
-    formats : list of str
-    rows : list of dict
-        Manifest rows (``wav``; ``scene`` gives the accuracy).
-    spec : dict
-        The phase's ``model_spec.json``.
-
-    Returns
-    -------
-    dict
-        ``{"pytorch": {"accuracy"}, <format>: {"n_clips", "accuracy",
-        "agreement", "max_abs_diff"}}`` (accuracy None without ``scene``).
-    """
-    rate = int(spec["sample_rate"])
-    channels = int(spec["embedding_model"]["config"].get("in_channels", 1))
-    labels = list(spec["labels"])
-    runners = {}
-    for name in formats:
-        if name == "torch":
-            model = load_exported(folder)
-
-            def run(wav, model=model):
-                with torch.no_grad():
-                    return model.classify_batch(torch.from_numpy(wav))[0].exp()
-
-            runners[name] = run
-        else:
-            runners[name] = OnnxModel(folder / FORMAT_FILES[name]).posteriors
-    hits = {name: [] for name in ["pytorch", *formats]}
-    agree = {name: [] for name in formats}
-    diffs = dict.fromkeys(formats, 0.0)
-    for row, wav in _clips(rows, rate, channels):
-        with torch.no_grad():
-            expected = net(wav[None])[0]
-        truth = row.get("scene")
-        hits["pytorch"].append(labels[int(expected.argmax())] == truth)
-        for name, run in runners.items():
-            got = torch.as_tensor(run(wav[None].numpy()))[0].float()
-            diffs[name] = max(diffs[name], float((got - expected).abs().max()))
-            agree[name].append(int(got.argmax()) == int(expected.argmax()))
-            hits[name].append(labels[int(got.argmax())] == truth)
-    scored = "scene" in rows[0]
-
-    def accuracy(name):
-        return sum(hits[name]) / len(rows) if scored else None
-
-    report = {
-        "pytorch": {"n_clips": len(rows), "accuracy": accuracy("pytorch")}
-    }
-    for name in formats:
-        report[name] = {
-            "n_clips": len(rows),
-            "accuracy": accuracy(name),
-            "agreement": sum(agree[name]) / len(rows),
-            "max_abs_diff": diffs[name],
-        }
-    return report
-
-
-def _check_verified(report, min_int8_agreement):
-    """Raise when a format falls below its stated threshold."""
-    failures = []
-    for name, figures in report.items():
-        if name == "pytorch":
-            continue
-        if name == "int8":
-            if figures["agreement"] < min_int8_agreement:
-                failures.append(
-                    f"int8 agrees on top-1 with PyTorch for "
-                    f"{100 * figures['agreement']:.1f} % of the clips, "
-                    f"below {100 * min_int8_agreement:.1f} %"
-                )
-        elif figures["agreement"] < 1 or figures["max_abs_diff"] > FP32_ATOL:
-            failures.append(
-                f"{name} differs from PyTorch (top-1 agreement "
-                f"{100 * figures['agreement']:.1f} %, largest posterior "
-                f"difference {figures['max_abs_diff']:.2g} > {FP32_ATOL:g})"
-            )
-    if failures:
-        raise RuntimeError(
-            "verification failed, nothing written: " + "; ".join(failures)
-        )
 
 
 def export_model(
@@ -504,14 +189,16 @@ def export_model(
     data : str, optional
         A sentence on the training data for the model card.
     formats : str or list of str
-        Of :data:`FORMATS`: ``torch`` (a SpeechBrain folder), ``onnx``
-        (``model.onnx``, waveform to posteriors) and ``int8``
-        (``model.int8.onnx``, statically quantized).
+        Of :data:`~speechbrain_kd.export_formats.FORMATS`: ``torch`` (a
+        SpeechBrain folder), ``onnx`` (``model.onnx``, waveform to
+        posteriors) and ``int8`` (``model.int8.onnx``, statically
+        quantized).
     verify : str or pathlib.Path, optional
         A manifest (``ID``, ``wav``, ``scene``) on whose clips every format
         is compared with the trained PyTorch model; the export fails below
         the thresholds (fp32: same top-1 on every clip and posteriors
-        within :data:`FP32_ATOL`; int8: ``min_int8_agreement``).
+        within :data:`~speechbrain_kd.export_formats.FP32_ATOL`; int8:
+        ``min_int8_agreement``).
     calibration : str or pathlib.Path, optional
         The manifest int8 calibrates on; default: the phase's training
         manifest (``<prepare_folder>/train.csv``).
@@ -708,17 +395,6 @@ def export_model(
     return export_folder
 
 
-def _write_torch(tmp, modules, spec, save):
-    """The SpeechBrain folder: weights, label encoder, hyperparams.yaml."""
-    for name in MODEL_MODULES:
-        torch.save(modules[name].state_dict(), tmp / f"{name}.ckpt")
-    shutil.copyfile(save / LABEL_ENCODER_FILE, tmp / LABEL_ENCODER_FILE)
-    shutil.copyfile(save / LABEL_ENCODER_FILE, tmp / "label_encoder.ckpt")
-    (tmp / "hyperparams.yaml").write_text(
-        hyperparams_yaml(spec), encoding="utf-8"
-    )
-
-
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -765,133 +441,6 @@ def _put_in_place(tmp, target):
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def load_exported(export_folder, savedir=None, device="cpu"):
-    """Load an exported folder with SpeechBrain's stock EncoderClassifier.
-
-    Arguments
-    ---------
-    export_folder : str or pathlib.Path
-        A local folder made by :func:`export_model`.
-    savedir : str or pathlib.Path, optional
-        Where SpeechBrain collects the files (symlinks to the folder's
-        files). Default: the folder itself, so nothing is written.
-    device : str
-
-    Returns
-    -------
-    speechbrain.inference.classifiers.EncoderClassifier
-
-    Example
-    -------
-    >>> load_exported(getfixture("tmpdir"))
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: ... has no hyperparams.yaml: ...
-    """
-    from speechbrain.inference.classifiers import EncoderClassifier
-
-    folder = Path(export_folder).absolute()
-    if not (folder / "hyperparams.yaml").is_file():
-        raise FileNotFoundError(
-            f"{folder} has no hyperparams.yaml: not an exported model "
-            "(python -m speechbrain_kd.export makes one)"
-        )
-    model = EncoderClassifier.from_hparams(
-        source=str(folder),
-        savedir=str(savedir if savedir is not None else folder),
-        run_opts={"device": device},
-    )
-    # Check the label count against the classifier (and silence
-    # SpeechBrain's "expect_len was never called" warning).
-    scene_classifier = getattr(model.hparams, "scene_classifier", None)
-    n_classes = getattr(scene_classifier, "config", {}).get("n_classes")
-    if n_classes is not None:
-        model.hparams.label_encoder.expect_len(n_classes)
-    return model
-
-
-def verify_export(
-    export_folder, predictions_csv, manifest_csv, limit=None, atol=1e-3
-):
-    """Compare an export's predictions with the recipe's own evaluation.
-
-    Every clip of ``predictions_csv`` (the ``<split>_predictions.csv`` the
-    recipe wrote when it evaluated the phase) is read from ``manifest_csv``
-    by the exported model (SpeechBrain's loader and resampler) and
-    classified with ``classify_batch``.
-
-    Arguments
-    ---------
-    export_folder : str or pathlib.Path
-    predictions_csv : str or pathlib.Path
-        Columns ``ID, target, prediction, <one posterior per label>``.
-    manifest_csv : str or pathlib.Path
-        SpeechBrain CSV with ``ID`` and ``wav``.
-    limit : int, optional
-        Check only the first ``limit`` clips.
-    atol : float
-        Posteriors further apart than this count as a difference
-        (resamplers differ slightly when the file is not at the model's
-        rate).
-
-    Returns
-    -------
-    dict
-        ``n_clips``, ``label_mismatches`` (IDs whose label differs),
-        ``posterior_mismatches`` (IDs whose posteriors differ by more than
-        ``atol``), ``max_abs_diff``.
-
-    Example
-    -------
-    >>> verify_export(".", getfixture("tmpdir") + "/none.csv", "m.csv")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: ...none.csv does not exist
-    """
-    from speechbrain_kd.labels import encoder_labels
-
-    for path in (predictions_csv, manifest_csv):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path} does not exist")
-    with open(predictions_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    manifest = read_manifest(manifest_csv)
-    missing = [r["ID"] for r in rows if r["ID"] not in manifest]
-    if missing:
-        raise KeyError(
-            f"{len(missing)} clip(s) of {predictions_csv} are not in "
-            f"{manifest_csv}, e.g. {missing[:3]}"
-        )
-    model = load_exported(export_folder)
-    labels = encoder_labels(model.hparams.label_encoder)
-    absent = [label for label in labels if rows and label not in rows[0]]
-    if absent:
-        raise ValueError(
-            f"{predictions_csv} has no posterior column for {absent}: it "
-            f"was not written by the model exported in {export_folder}"
-        )
-    report = {
-        "n_clips": 0,
-        "label_mismatches": [],
-        "posterior_mismatches": [],
-        "max_abs_diff": 0.0,
-    }
-    for row in rows[:limit]:
-        wav = model.load_audio(manifest[row["ID"]])
-        with torch.no_grad():
-            out_prob, _, _, predicted = model.classify_batch(wav[None])
-        got = out_prob[0].exp().cpu()
-        expected = torch.tensor([float(row[name]) for name in labels])
-        diff = float((got - expected).abs().max())
-        report["n_clips"] += 1
-        report["max_abs_diff"] = max(report["max_abs_diff"], diff)
-        if predicted[0] != row["prediction"]:
-            report["label_mismatches"].append(row["ID"])
-        if diff > atol:
-            report["posterior_mismatches"].append(row["ID"])
-    return report
 
 
 def main(argv=None):
@@ -978,38 +527,6 @@ def main(argv=None):
     info = json.loads((folder / EXPORT_INFO_FILE).read_text(encoding="utf-8"))
     print(format_table(info))
     return 0
-
-
-def format_table(info):
-    """The figures of ``export.json`` as a text table.
-
-    Example
-    -------
-    >>> table = format_table({"formats": {"onnx": {"file": "model.onnx",
-    ...     "bytes_on_disk": 2000, "parameter_bytes": 1000,
-    ...     "precision": "fp32", "macs": 10**6, "agreement": 1.0}}})
-    >>> table.splitlines()[1].split()
-    ['onnx', 'model.onnx', '2.0', 'kB', '1.0', 'kB', 'fp32', '1.0', 'M', '-', \
-'100.0', '%']
-    """
-
-    def percent(value):
-        return "-" if value is None else f"{100 * value:.1f} %"
-
-    lines = [
-        f"{'format':<7} {'file':<20} {'on disk':>8}  {'parameters':<13}"
-        f" {'MACs/s':>6}  {'accuracy':>8}  {'agreement':>9}"
-    ]
-    for name, f in info["formats"].items():
-        lines.append(
-            f"{name:<7} {f['file'].split(',')[0]:<20} "
-            f"{f['bytes_on_disk'] / 1000:>5.1f} kB  "
-            f"{f['parameter_bytes'] / 1000:.1f} kB {f['precision']:<6}"
-            f" {f['macs'] / 1e6:>4.1f} M  "
-            f"{percent(f.get('accuracy')):>8}  "
-            f"{percent(f.get('agreement')):>9}"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

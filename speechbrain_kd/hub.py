@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from speechbrain_kd.audit import audit_hyperparams
-from speechbrain_kd.export import EXPORT_FILES
+from speechbrain_kd.speechbrain_folder import EXPORT_FILES
 
 TRUE_VALUES = ("1", "true", "yes", "on")
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from speechbrain.lobes.features import Fbank
 
-from speechbrain_kd.dataio import load_audio
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.metrics import classification_report, write_predictions
 from speechbrain_kd.models.logmel_cnn import default_n_fft

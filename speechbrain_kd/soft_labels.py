@@ -25,7 +25,8 @@ that stored teacher outputs suffered elsewhere when clips went missing: a
 clip that is not in the cache is an error.
 
 :func:`make_soft_labels` picks a provider from the recipe's
-``soft_label_mode``.
+``soft_label_mode``. The cache's file (its format, staleness and building)
+is :mod:`speechbrain_kd.soft_label_cache`.
 
 Batch keys the data pipeline must provide (training set only):
 
@@ -38,29 +39,10 @@ cached        ``id``; with ``multi_segment``, also ``partner_id``
 ============  ==============================================================
 """
 
-import hashlib
-import json
-import logging
-import os
-from pathlib import Path
-
 import torch
-from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_kd.dataio import (
-    crop,
-    load_audio,
-    loader_options,
-    read_manifest,
-)
-from speechbrain_kd.files import file_sha256, replacing
-
-logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 2
-# The parts of a cache's fingerprint, in the order they are reported.
-FINGERPRINT_PARTS = ("teachers", "manifest", "audio", "settings")
+from speechbrain_kd.soft_label_cache import load_or_build
 
 
 class OnlineSoftLabels:
@@ -73,6 +55,7 @@ class OnlineSoftLabels:
 
     Example
     -------
+    >>> from speechbrain.dataio.batch import PaddedBatch
     >>> class Double(torch.nn.Module):
     ...     def forward(self, wavs, lengths=None):
     ...         return torch.stack([wavs.mean(1), 2 * wavs.mean(1)])
@@ -114,63 +97,17 @@ class OnlineSoftLabels:
         return logits.float().to(wavs.device)
 
 
-def audio_digest(manifest_csv):
-    """A cheap stamp of the audio files a manifest lists.
-
-    SHA-256 of every clip's ID, size and modification time, not of the
-    audio itself: reading every file at every check would cost as much as
-    an epoch. A file rewritten, replaced or touched changes it.
-
-    Arguments
-    ---------
-    manifest_csv : str or pathlib.Path
-        A manifest with the columns ``ID`` and ``wav``.
-
-    Returns
-    -------
-    str
-        A hexadecimal digest.
-
-    Example
-    -------
-    >>> tmp = str(getfixture("tmpdir"))
-    >>> _ = open(tmp + "/a.wav", "wb").write(b"RIFF")
-    >>> _ = open(tmp + "/m.csv", "w").write("ID,wav\\na," + tmp + "/a.wav\\n")
-    >>> before = audio_digest(tmp + "/m.csv")
-    >>> _ = open(tmp + "/a.wav", "ab").write(b"more")
-    >>> audio_digest(tmp + "/m.csv") == before
-    False
-    >>> os.remove(tmp + "/a.wav")
-    >>> audio_digest(tmp + "/m.csv")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: ...m.csv: audio file .../a.wav of clip a cannot be ...
-    """
-    audio = hashlib.sha256()
-    for clip_id, wav in _manifest_clips(manifest_csv).items():
-        try:
-            stat = os.stat(wav)
-        except OSError as error:
-            raise FileNotFoundError(
-                f"{manifest_csv}: audio file {wav} of clip {clip_id} "
-                f"cannot be read: {error}"
-            ) from error
-        audio.update(
-            f"{clip_id}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-        )
-    return audio.hexdigest()
-
-
 class SoftLabelCache:
     """Teacher outputs computed once per clip, looked up by clip ID.
 
     Use :meth:`build_or_load`; the constructor takes loaded content.
 
     Views: view 0 is the full clip; views 1 to ``n_crop_views`` are fixed,
-    evenly spaced crops (see :func:`compute_teacher_logits`). When there is
-    more than one view, each lookup picks one view per clip at random, so
-    the student meets the teachers' opinion of several segments over the
-    epochs without paying for online teachers.
+    evenly spaced crops (see
+    :func:`~speechbrain_kd.soft_label_cache.compute_teacher_logits`). When
+    there is more than one view, each lookup picks one view per clip at
+    random, so the student meets the teachers' opinion of several segments
+    over the epochs without paying for online teachers.
 
     Arguments
     ---------
@@ -180,7 +117,8 @@ class SoftLabelCache:
         ``[N, V, K, C]``: clips, views (the full clip first), teachers,
         classes.
     fingerprint : dict of str -> str
-        The digests the cache was built for (see :meth:`fingerprint_of`).
+        The digests the cache was built for (see
+        :func:`~speechbrain_kd.soft_label_cache.fingerprint_of`).
     multi_segment : bool
         Average each clip's logits with those of ``batch.partner_id``.
     generator : torch.Generator, optional
@@ -189,6 +127,7 @@ class SoftLabelCache:
 
     Example
     -------
+    >>> from speechbrain.dataio.batch import PaddedBatch
     >>> cache = SoftLabelCache(["a", "b"], torch.arange(8.).view(2, 1, 2, 2),
     ...                        {}, multi_segment=True)
     >>> batch = PaddedBatch([{"id": "a", "partner_id": "b"}])
@@ -217,69 +156,6 @@ class SoftLabelCache:
         self.fingerprint = dict(fingerprint)
         self.multi_segment = multi_segment
         self.generator = generator
-
-    @staticmethod
-    def fingerprint_of(
-        ensemble,
-        manifest_csv,
-        sample_rate,
-        channels,
-        n_crop_views=0,
-        crop_seconds=None,
-    ):
-        """The fingerprint a cache for these inputs must carry.
-
-        Arguments
-        ---------
-        ensemble : speechbrain_kd.teachers.TeacherEnsemble
-        manifest_csv : str or pathlib.Path
-        sample_rate, channels, n_crop_views, crop_seconds
-            As in :meth:`build_or_load`.
-
-        Returns
-        -------
-        fingerprint : dict of str -> str
-            Digests of ``teachers`` (checkpoint content and model specs,
-            :meth:`~speechbrain_kd.teachers.TeacherEnsemble.fingerprint`),
-            ``manifest`` (the CSV's content), ``audio`` (size and
-            modification time of every audio file) and ``settings``.
-        settings : dict
-            The settings in plain form (stored beside the digests so that
-            a changed setting can be named).
-
-        Example
-        -------
-        >>> class Fake:
-        ...     labels, names = ["a", "b"], ["t"]
-        ...     def fingerprint(self):
-        ...         return "0" * 64
-        >>> path = getfixture("tmpdir") + "/m.csv"
-        >>> _ = open(path, "w").write("ID,wav\\n")
-        >>> digests, settings = SoftLabelCache.fingerprint_of(
-        ...     Fake(), path, 16000, 2)
-        >>> sorted(digests), settings["sample_rate"]
-        (['audio', 'manifest', 'settings', 'teachers'], 16000)
-        >>> settings["n_crop_views"], settings["crop_seconds"]  # whole clips
-        (0, None)
-        """
-        settings = {
-            "format_version": FORMAT_VERSION,
-            "sample_rate": int(sample_rate),
-            "channels": int(channels),
-            "n_crop_views": int(n_crop_views),
-            "crop_seconds": None if crop_seconds is None else crop_seconds,
-            "labels": list(ensemble.labels),
-            "teachers": list(ensemble.names),
-        }
-        digests = {
-            "teachers": ensemble.fingerprint(),
-            "manifest": file_sha256(manifest_csv),
-            "audio": audio_digest(manifest_csv),
-            "settings": hashlib.sha256(
-                json.dumps(settings, sort_keys=True).encode()
-            ).hexdigest(),
-        }
-        return digests, settings
 
     @classmethod
     def build_or_load(
@@ -346,6 +222,7 @@ class SoftLabelCache:
         Example
         -------
         >>> import soundfile
+        >>> from speechbrain.dataio.batch import PaddedBatch
         >>> from speechbrain_kd.checkpoints import TrainedModel
         >>> class Mean(torch.nn.Module):
         ...     def forward(self, wavs, lengths=None):
@@ -368,78 +245,17 @@ class SoftLabelCache:
         ...
         RuntimeError: ... settings changed (channels: 1 -> 2)... Delete ...
         """
-        if rebuild not in ("auto", "never"):
-            raise ValueError(
-                f"rebuild must be 'auto' or 'never', not {rebuild!r}"
-            )
-        if int(sample_rate) != int(ensemble.sample_rate):
-            raise ValueError(
-                f"soft-label cache {path}: sample_rate={sample_rate} but the "
-                f"teachers take {ensemble.sample_rate} Hz: read the clips at "
-                "the teachers' rate"
-            )
-        _check_views(n_crop_views, crop_seconds)
-        path = Path(path)
-        expected, settings = cls.fingerprint_of(
-            ensemble,
-            manifest_csv,
-            sample_rate,
-            channels,
-            n_crop_views,
-            crop_seconds,
-        )
-        clips = _manifest_clips(manifest_csv)
-        problem = None
-        if path.is_file():
-            content, problem = _read_cache(path)
-            if problem is None:
-                problem = _staleness(
-                    path, content, expected, settings, clips, manifest_csv
-                )
-            if problem is None:
-                logger.info("Using soft-label cache %s", path)
-                return cls(
-                    content["ids"],
-                    content["logits"],
-                    expected,
-                    multi_segment,
-                    generator,
-                )
-        if problem and rebuild == "never":
-            raise RuntimeError(
-                f"{problem}. Delete {path} to rebuild it, or build it with "
-                "rebuild='auto' (on the main process)"
-            )
-        if problem:
-            logger.warning("%s: rebuilding it", problem)
-        logits = compute_teacher_logits(
-            ensemble,
-            manifest_csv,
-            sample_rate,
-            channels,
-            n_crop_views,
-            crop_seconds,
-            batch_size,
-            device,
-        )
-        ids = list(clips)
-        content = {
-            "format_version": FORMAT_VERSION,
-            "fingerprint": expected,
-            "settings": settings,
-            "manifest_csv": str(manifest_csv),
-            "teacher_folders": [ensemble.folders[n] for n in ensemble.names],
-            "ids": ids,
-            "logits": logits,
-        }
-        with replacing(path) as tmp:
-            torch.save(content, tmp)
-        logger.info(
-            "Wrote soft-label cache %s (%d clips, %d view(s), %d teachers)",
+        ids, logits, expected = load_or_build(
             path,
-            len(ids),
-            logits.shape[1],
-            logits.shape[2],
+            ensemble,
+            manifest_csv,
+            sample_rate,
+            channels,
+            rebuild=rebuild,
+            n_crop_views=n_crop_views,
+            crop_seconds=crop_seconds,
+            batch_size=batch_size,
+            device=device,
         )
         return cls(ids, logits, expected, multi_segment, generator)
 
@@ -542,218 +358,6 @@ def _build_only(**kwargs):
     SoftLabelCache.build_or_load(**kwargs)
 
 
-@torch.no_grad()
-def compute_teacher_logits(
-    ensemble,
-    manifest_csv,
-    sample_rate,
-    channels,
-    n_crop_views=0,
-    crop_seconds=None,
-    batch_size=8,
-    device=None,
-    num_workers="auto",
-):
-    """Run the teachers over every clip of a manifest.
-
-    View 0 is the full clip; view ``v`` (1 to ``n_crop_views``) is the crop
-    of ``crop_seconds`` starting at ``(v - 1) / (n_crop_views - 1)`` of the
-    clip's free room (one crop view: the centre crop). Clips of a batch are
-    zero-padded to the longest (SpeechBrain's ``PaddedBatch``) and the
-    teachers get the relative lengths.
-
-    Arguments
-    ---------
-    ensemble : speechbrain_kd.teachers.TeacherEnsemble
-    manifest_csv : str or pathlib.Path
-    sample_rate, channels : int
-        How the clips are read (:func:`speechbrain_kd.dataio.load_audio`).
-    n_crop_views : int
-    crop_seconds : float, optional
-    batch_size : int
-    device : str or torch.device, optional
-        Where the teachers run (default: where they are).
-    num_workers : int or "auto"
-        Loader workers reading the clips
-        (:func:`speechbrain_kd.dataio.loader_options`).
-
-    Returns
-    -------
-    torch.Tensor
-        float32 ``[N, 1 + n_crop_views, K, C]`` on the CPU, in manifest
-        order.
-
-    Example
-    -------
-    >>> import soundfile
-    >>> class Ends(torch.nn.Module):
-    ...     def forward(self, wavs, lengths=None):
-    ...         return torch.stack([wavs[:, :1, 0], wavs[:, -1:, 0]])
-    >>> tmp = str(getfixture("tmpdir"))
-    >>> soundfile.write(tmp + "/c.wav", torch.arange(8.).numpy() / 8, 8)
-    >>> _ = open(tmp + "/m.csv", "w").write("ID,wav\\nc," + tmp + "/c.wav\\n")
-    >>> compute_teacher_logits(Ends(), tmp + "/m.csv", 8, 1, 2, 0.5)[0] * 8
-    tensor([[[0.],
-             [7.]],
-    <BLANKLINE>
-            [[0.],
-             [3.]],
-    <BLANKLINE>
-            [[4.],
-             [7.]]])
-    """
-    _check_views(n_crop_views, crop_seconds)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    clips = list(_manifest_clips(manifest_csv).items())
-    if getattr(ensemble, "needs_ids", False):  # stored-logits teachers
-        ensemble.check_clips([clip_id for clip_id, _ in clips], manifest_csv)
-    if device is not None:
-        ensemble = ensemble.to(device)
-    device = next((p.device for p in ensemble.parameters()), "cpu")
-    n_crop = int(round(crop_seconds * sample_rate)) if n_crop_views else 0
-    # Clips are read by loader workers (on a GPU) while the teachers run.
-    reader = torch.utils.data.DataLoader(
-        _ClipReader([wav for _, wav in clips], sample_rate, channels),
-        batch_size=batch_size,
-        collate_fn=list,
-        **loader_options({"num_workers": num_workers}, device),
-    )
-    n_batches = len(reader)
-    ids_needed = getattr(ensemble, "needs_ids", False)
-    out = []
-    for number, wavs in enumerate(reader):
-        views = [wavs]
-        for view in range(n_crop_views):
-            views.append(
-                [
-                    crop(
-                        wav,
-                        n_crop,
-                        start=_crop_start(len(wav), n_crop, view, n_crop_views),
-                    )
-                    for wav in wavs
-                ]
-            )
-        per_view = []
-        # Stored-logits teachers look clips up by ID (same for every view).
-        first = number * batch_size
-        ids = {"ids": [i for i, _ in clips[first : first + len(wavs)]]}
-        for view in views:
-            sig, lengths = PaddedBatch([{"sig": w} for w in view]).sig
-            args = (sig.to(device), lengths.to(device))
-            logits = ensemble(*args, **ids) if ids_needed else ensemble(*args)
-            per_view.append(logits.float().cpu())
-        # [V, K, B, C] -> [B, V, K, C]
-        out.append(torch.stack(per_view).permute(2, 0, 1, 3))
-        if (number + 1) % max(n_batches // 10, 1) == 0:
-            logger.info("Soft labels: %d / %d batches", number + 1, n_batches)
-    if not out:
-        raise ValueError(f"{manifest_csv} lists no clips")
-    return torch.cat(out)
-
-
-class _ClipReader(torch.utils.data.Dataset):
-    """Full clips, read and adapted like every phase reads them."""
-
-    def __init__(self, paths, sample_rate, channels):
-        self.paths = paths
-        self.sample_rate = sample_rate
-        self.channels = channels
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, index):
-        return load_audio(self.paths[index], self.sample_rate, self.channels)
-
-
-def _crop_start(length, n_samples, view, n_views):
-    room = max(length - n_samples, 0)
-    if n_views == 1:
-        return room // 2
-    return round(view * room / (n_views - 1))
-
-
-def _check_views(n_crop_views, crop_seconds):
-    if int(n_crop_views) != n_crop_views or n_crop_views < 0:
-        raise ValueError(
-            f"n_crop_views must be a non-negative integer, got {n_crop_views}"
-        )
-    if n_crop_views and not (crop_seconds and crop_seconds > 0):
-        raise ValueError(
-            f"n_crop_views={n_crop_views} needs a positive crop_seconds, "
-            f"got {crop_seconds}"
-        )
-
-
-def _manifest_clips(manifest_csv):
-    try:
-        return read_manifest(manifest_csv)
-    except KeyError as error:
-        raise ValueError(
-            f"{manifest_csv} needs the columns ID and wav (missing {error})"
-        ) from error
-
-
-def _read_cache(path):
-    """The content of a cache file, or why it cannot be used."""
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file: say so
-        return None, f"soft-label cache {path} cannot be read ({error})"
-    needed = ("format_version", "fingerprint", "settings", "ids", "logits")
-    if not isinstance(content, dict) or any(k not in content for k in needed):
-        return None, (
-            f"soft-label cache {path} is not in the format of this version "
-            f"(format {FORMAT_VERSION})"
-        )
-    return content, None
-
-
-def _staleness(path, content, expected, settings, clips, manifest_csv):
-    """Why a cache does not fit (None if it does)."""
-    stored = content["fingerprint"]
-    changed = [p for p in FINGERPRINT_PARTS if stored.get(p) != expected[p]]
-    if "manifest" in changed and "audio" in changed:
-        # The audio digest lists the manifest's clips: name the cause only.
-        changed.remove("audio")
-    if changed:
-        reasons = []
-        for part in changed:
-            if part == "teachers":
-                reasons.append(
-                    "teachers changed (checkpoint content, model specs or "
-                    "teacher order)"
-                )
-            elif part == "manifest":
-                had, now = set(content["ids"]), set(clips)
-                reasons.append(
-                    f"manifest {manifest_csv} changed ({len(now - had)} "
-                    f"clip(s) added, {len(had - now)} removed)"
-                )
-            elif part == "audio":
-                reasons.append(
-                    "audio files changed (size or modification time)"
-                )
-            else:
-                diff = [
-                    f"{key}: {content['settings'].get(key)!r} -> {value!r}"
-                    for key, value in settings.items()
-                    if content["settings"].get(key) != value
-                ]
-                reasons.append(f"settings changed ({'; '.join(diff)})")
-        return f"soft-label cache {path} is stale: {', '.join(reasons)}"
-    have = set(content["ids"])
-    missing = [clip_id for clip_id in clips if clip_id not in have]
-    if missing or content["logits"].shape[0] != len(content["ids"]):
-        return (
-            f"soft-label cache {path} is incomplete: {len(missing)} clip(s) "
-            f"of {manifest_csv} missing, e.g. {missing[:5]}"
-        )
-    return None
-
-
 def _batch_device(batch):
     for key in ("sig", "teacher_sig"):
         value = getattr(batch, key, None)
@@ -768,7 +372,7 @@ def teacher_soft_labels(
     """The soft labels of a student: its teachers, online or cached.
 
     Loads the teachers in ``teacher_folders`` (any kind of
-    :func:`~speechbrain_kd.teachers.teacher_kind`) as one frozen
+    :func:`~speechbrain_kd.teacher_sources.teacher_kind`) as one frozen
     :class:`~speechbrain_kd.teachers.TeacherEnsemble` taking the clips at
     ``sample_rate`` (labels matched by name) and wraps it with
     :func:`make_soft_labels`.

@@ -9,7 +9,7 @@ asked. Two records vouch for that:
   (:func:`other_settings` names the differences);
 - its **inputs** (:func:`phase_inputs`, kept in the pipeline's stamp): the
   content of the manifests it trained and tested on, a cheap stamp of the
-  audio they list (:func:`~speechbrain_kd.soft_labels.audio_digest`, as
+  audio they list (:func:`~speechbrain_kd.soft_label_cache.audio_digest`, as
   the soft-label cache does) and the checkpoints of the phases it read
   (initialisation, teachers). :func:`input_changes` names what changed.
 """
@@ -26,9 +26,9 @@ from speechbrain_kd.checkpoints import (
     save_folder_of,
 )
 from speechbrain_kd.experiment import LOCK_FILE
-from speechbrain_kd.files import write_json_atomic
+from speechbrain_kd.files import file_sha256, write_json_atomic
 from speechbrain_kd.hparams_preview import SettingError, preview_hparams
-from speechbrain_kd.soft_labels import audio_digest, file_sha256
+from speechbrain_kd.soft_label_cache import audio_digest
 
 RECORD_FILE = "phase_settings.json"
 RESULTS_FILE = "test_results.json"

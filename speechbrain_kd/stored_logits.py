@@ -18,9 +18,10 @@ The values are the teacher's logits, or its log-posteriors (the same up to a
 constant per clip, which softmax and KD do not see).
 
 ``export`` runs any teacher of ``teacher_folders`` (a phase folder, an
-inference folder or a hub id; see :func:`speechbrain_kd.teachers.
-teacher_kind`) over the clips of a manifest and writes its outputs (the
-whole clip, in the teacher's own label order). ``import`` reads outputs
+inference folder or a hub id; see
+:func:`speechbrain_kd.teacher_sources.teacher_kind`) over the clips of a
+manifest and writes its outputs (the whole clip, in the teacher's own label
+order). ``import`` reads outputs
 computed elsewhere, an ``.npz`` as above or a folder of per-file arrays
 ``<key>.npy`` with ``labels.txt`` (one label per line) beside them, checks
 them against a manifest and writes an ``.npz`` keyed by clip ID, which
@@ -28,8 +29,9 @@ them against a manifest and writes an ``.npz`` keyed by clip ID, which
 crop view gets the whole clip's logits). Clips are matched by key, never by
 position: a clip without logits is an error naming it, and so is a file
 without its label order; labels are matched to the student's by name.
-Reading the format, and the teacher, are in :mod:`speechbrain_kd.teachers`
-(:class:`~speechbrain_kd.teachers.StoredLogitsTeacher`).
+Reading the format, and the teacher, are in
+:mod:`speechbrain_kd.teacher_sources`
+(:class:`~speechbrain_kd.teacher_sources.StoredLogitsTeacher`).
 """
 
 import argparse
@@ -39,19 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
-from speechbrain_kd.dataio import read_manifest
 from speechbrain_kd.files import replacing
-from speechbrain_kd.soft_labels import compute_teacher_logits
-from speechbrain_kd.teachers import (
+from speechbrain_kd.manifests import read_manifest
+from speechbrain_kd.soft_label_cache import compute_teacher_logits
+from speechbrain_kd.teacher_sources import (
     LABELS_FILE,
     LABELS_KEY,
-    TeacherEnsemble,
     load_teacher,
     logits_matrix,
     missing_message,
     read_labels,
     read_stored_logits,
 )
+from speechbrain_kd.teachers import TeacherEnsemble
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_MODULES = {
     "losses": ["tests/unittests/test_losses.py"],
     "teachers": ["tests/unittests/test_teachers.py"],
+    "teacher_sources": [
+        "tests/unittests/test_teachers.py",
+        "tests/unittests/test_teacher_sources.py",
+    ],
     "soft_labels": ["tests/unittests/test_soft_labels.py"],
+    "soft_label_cache": ["tests/unittests/test_soft_labels.py"],
     "samplers": [
         "tests/unittests/test_samplers.py",
         "tests/unittests/test_specialist_step.py",
@@ -40,6 +45,8 @@ CORE_MODULES = {
     "comparisons": ["tests/unittests/test_comparisons.py"],
     "pairs": ["tests/unittests/test_pairs.py"],
     "dataio": ["tests/unittests/test_dataio.py"],
+    "audio": ["tests/unittests/test_dataio.py"],
+    "manifests": ["tests/unittests/test_dataio.py"],
     "brain": [
         "tests/unittests/test_brain.py",
         "tests/unittests/test_brain_results.py",

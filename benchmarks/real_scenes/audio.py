@@ -1,7 +1,7 @@
 """Audio of the source files: reading, two channels, one rate, levels.
 
 Every file is mixed to two channels (mono duplicated, more than two: the
-first two; :func:`speechbrain_kd.dataio.adapt_channels`), resampled with
+first two; :func:`speechbrain_kd.audio.adapt_channels`), resampled with
 scipy's polyphase filter and cut into non-overlapping windows from its
 start; windows quieter than -75 dBFS RMS, or 30 dB below the loudest
 window of their file (the gaps between thunder claps, fade-outs), are
@@ -15,7 +15,7 @@ import soundfile
 import torch
 from scipy.signal import resample_poly
 
-from speechbrain_kd.dataio import adapt_channels
+from speechbrain_kd.audio import adapt_channels
 
 MIN_RMS_DBFS = -75.0
 MAX_DROP_DB = 30.0

@@ -25,7 +25,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from speechbrain_kd.soft_labels import file_sha256
+from speechbrain_kd.files import file_sha256
 
 from .scenes import SCENE_RULES, sanitize
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import soundfile
 
-from speechbrain_kd.soft_labels import file_sha256
+from speechbrain_kd.files import file_sha256
 
 from .licences import licence_for, licence_ok, parse_dep5
 

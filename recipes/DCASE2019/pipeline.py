@@ -602,11 +602,8 @@ class Pipeline:
         """Export the student in ``--export_formats``, verified on the test
         clips against the trained model and held to the limits; the
         figures of each format (``export.json``) for the summary."""
-        from speechbrain_kd.export import (
-            EXPORT_INFO_FILE,
-            export_model,
-            format_table,
-        )
+        from speechbrain_kd.export import EXPORT_INFO_FILE, export_model
+        from speechbrain_kd.export_formats import format_table
 
         start = time.time()
         folder = self.output / "export"
@@ -1191,7 +1188,7 @@ def export_formats(text):
     ...
     argparse.ArgumentTypeError: unknown export format(s) ['tflite']; ...
     """
-    from speechbrain_kd.export import parse_formats
+    from speechbrain_kd.export_formats import parse_formats
 
     try:
         return parse_formats(text)

@@ -36,6 +36,7 @@ from dcase2019_prepare import prepare_dcase2019, training_scenes
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_kd.audio import fitting_crop, load_audio
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
 from speechbrain_kd.complexity import (
@@ -43,13 +44,7 @@ from speechbrain_kd.complexity import (
     check_model_limits,
     write_complexity,
 )
-from speechbrain_kd.dataio import (
-    ClipDraws,
-    audio_pipeline,
-    fitting_crop,
-    load_audio,
-    manifest_at_rate,
-)
+from speechbrain_kd.dataio import ClipDraws, audio_pipeline
 from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.experiment import FolderInUse, sole_writer, start_env_log
 from speechbrain_kd.hparams_preview import (
@@ -64,6 +59,7 @@ from speechbrain_kd.labels import (
     load_or_create_label_encoder,
     n_classes_for,
 )
+from speechbrain_kd.manifests import manifest_at_rate
 from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.pairs import read_confusing_pairs
@@ -73,7 +69,7 @@ from speechbrain_kd.stamps import (
     claim_phase_folder,
     settings_record,
 )
-from speechbrain_kd.teachers import TeacherError, teacher_kind
+from speechbrain_kd.teacher_sources import TeacherError, teacher_kind
 
 logger = logging.getLogger(__name__)
 

@@ -24,15 +24,11 @@ from esc50_prepare import prepare_esc50
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_kd.audio import fitting_crop
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE
 from speechbrain_kd.complexity import check_model_limits, write_complexity
-from speechbrain_kd.dataio import (
-    ClipDraws,
-    audio_pipeline,
-    fitting_crop,
-    manifest_at_rate,
-)
+from speechbrain_kd.dataio import ClipDraws, audio_pipeline
 from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.hparams_preview import preview_hparams
 from speechbrain_kd.labels import (
@@ -40,6 +36,7 @@ from speechbrain_kd.labels import (
     load_or_create_label_encoder,
     n_classes_for,
 )
+from speechbrain_kd.manifests import manifest_at_rate
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.soft_labels import teacher_soft_labels
 from speechbrain_kd.stamps import (

@@ -9,7 +9,7 @@ import torch
 from speechbrain.augment.freq_domain import SpectrogramDrop
 from speechbrain.lobes.features import Fbank
 
-from speechbrain_kd.dataio import batch_of_channels
+from speechbrain_kd.audio import batch_of_channels
 from speechbrain_kd.models.pooling import make_pooling, valid_frames
 
 
@@ -55,7 +55,7 @@ class LogMelCNN(torch.nn.Module):
     sample_rate : int
     in_channels : int
         Channels the model takes (inputs are adapted with
-        :func:`speechbrain_kd.dataio.adapt_channels`).
+        :func:`speechbrain_kd.audio.adapt_channels`).
     n_mels : int
     n_fft : int, optional
         FFT size; None (default): the smallest power of two that holds the

@@ -6,7 +6,7 @@ in Acoustic Scene Classification", IEEE Access 8:166870-166879, 2020.
 
 import torch
 
-from speechbrain_kd.dataio import batch_of_channels
+from speechbrain_kd.audio import batch_of_channels
 from speechbrain_kd.models.pooling import make_pooling, valid_frames
 
 
@@ -157,7 +157,7 @@ class RawWaveformCNN(torch.nn.Module):
     ---------
     in_channels : int
         Channels the model takes; inputs with other counts are adapted
-        (:func:`speechbrain_kd.dataio.adapt_channels`).
+        (:func:`speechbrain_kd.audio.adapt_channels`).
     first_conv_channels : int
     first_conv_kernel : int
         Kernel and stride of the first convolution.

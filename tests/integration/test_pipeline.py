@@ -290,7 +290,8 @@ def test_pairs_by_hand_then_one_specialist_per_pair(pipeline_run, tmp_path):
 
 
 def test_exported_student_predicts_like_the_recipe(pipeline_run, tmp_path):
-    from speechbrain_kd.export import export_model, verify_export
+    from speechbrain_kd.export import export_model
+    from speechbrain_kd.speechbrain_folder import verify_export
 
     student = pipeline_run["folder"] / "student"
     export = export_model(student, tmp_path / "student_export")

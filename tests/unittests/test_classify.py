@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.checkpoints import load_trained_model
 from speechbrain_kd.classify import Classifier, audio_files
 from speechbrain_kd.classify import main as classify_main
-from speechbrain_kd.dataio import load_audio
 from speechbrain_kd.export import export_model
 from tests.unittests.test_export import LABELS, RATE, make_phase, write_clips
 

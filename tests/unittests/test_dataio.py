@@ -8,14 +8,9 @@ import soundfile
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-import speechbrain_kd.dataio
-from speechbrain_kd.dataio import (
-    adapt_channels,
-    audio_pipeline,
-    crop,
-    load_audio,
-    load_crop,
-)
+import speechbrain_kd.audio
+from speechbrain_kd.audio import adapt_channels, crop, load_audio, load_crop
+from speechbrain_kd.dataio import audio_pipeline
 
 
 def write_sine(path, rate, seconds=0.5, freq=1000.0, channels=1):
@@ -237,7 +232,7 @@ def test_partial_read_does_not_read_the_whole_file(tmp_path, monkeypatch):
     def whole_file(*args, **kwargs):
         raise AssertionError("read the whole file")
 
-    monkeypatch.setattr(speechbrain_kd.dataio, "load_audio", whole_file)
+    monkeypatch.setattr(speechbrain_kd.audio, "load_audio", whole_file)
     assert torch.equal(load_crop(path, 16000, 2, 4000, start=123), expected)
     assert audio_pipeline(16000, 2, crop_seconds=0.25)(str(path)).shape == (
         4000,
@@ -299,7 +294,7 @@ def at_rate_manifest(folder, rates):
 
 
 def test_resampled_once_equals_resampled_at_every_read(tmp_path):
-    from speechbrain_kd.dataio import manifest_at_rate
+    from speechbrain_kd.manifests import manifest_at_rate
 
     manifest = at_rate_manifest(tmp_path / "data", [48000, 16000, 44100])
     out = manifest_at_rate(manifest, 16000, tmp_path / "at16k")
@@ -325,7 +320,7 @@ def test_resampled_once_equals_resampled_at_every_read(tmp_path):
 
 
 def test_resampled_copies_are_reused_and_remade_when_stale(tmp_path):
-    from speechbrain_kd.dataio import manifest_at_rate
+    from speechbrain_kd.manifests import manifest_at_rate
 
     manifest = at_rate_manifest(tmp_path / "data", [16000, 16000])
     folder = tmp_path / "at8k"
@@ -352,7 +347,7 @@ def test_resampled_copies_are_reused_and_remade_when_stale(tmp_path):
 
 
 def test_resampling_a_missing_or_bad_file_names_it(tmp_path):
-    from speechbrain_kd.dataio import manifest_at_rate
+    from speechbrain_kd.manifests import manifest_at_rate
 
     manifest = at_rate_manifest(tmp_path / "data", [16000])
     (tmp_path / "data" / "c0.wav").unlink()
@@ -384,7 +379,7 @@ def test_file_channel_error_is_whole(tmp_path):
 
 
 def test_file_shorter_than_its_header_is_named():
-    from speechbrain_kd.dataio import _read_frames
+    from speechbrain_kd.audio import _read_frames
 
     class Truncated:
         """An open file whose header promises 1000 frames; 600 are there."""
@@ -447,9 +442,9 @@ def test_crop_edges():
 
 
 def test_fitting_crop_warns_only_when_longer(caplog):
-    from speechbrain_kd.dataio import fitting_crop
+    from speechbrain_kd.audio import fitting_crop
 
-    with caplog.at_level("WARNING", "speechbrain_kd.dataio"):
+    with caplog.at_level("WARNING", "speechbrain_kd.audio"):
         assert fitting_crop(3.0, [3.0, 5.0]) == 3.0
         assert not caplog.records
         assert fitting_crop(4.0, [3.25, 5.0]) == 3.25
@@ -487,7 +482,7 @@ def test_resampled_copies_follow_the_manifest(tmp_path):
     import os
     import shutil
 
-    from speechbrain_kd.dataio import manifest_at_rate
+    from speechbrain_kd.manifests import manifest_at_rate
 
     manifest = at_rate_manifest(tmp_path / "data", [16000, 16000])
     folder = tmp_path / "nested" / "at8k"  # parents made too
@@ -512,7 +507,7 @@ def test_resampled_copies_follow_the_manifest(tmp_path):
 
 
 def test_missing_source_names_the_manifest(tmp_path):
-    from speechbrain_kd.dataio import manifest_at_rate
+    from speechbrain_kd.manifests import manifest_at_rate
 
     manifest = at_rate_manifest(tmp_path / "data", [16000])
     (tmp_path / "data" / "c0.wav").unlink()

@@ -12,15 +12,17 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_kd import export as export_module
+from speechbrain_kd import speechbrain_folder
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.audit import audit_hyperparams
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, load_trained_model
-from speechbrain_kd.dataio import load_audio
-from speechbrain_kd.export import export_model, load_exported, verify_export
+from speechbrain_kd.export import export_model
 from speechbrain_kd.hub import audit_model, push_to_hub
 from speechbrain_kd.hub import main as hub_main
 from speechbrain_kd.labels import load_or_create_label_encoder
 from speechbrain_kd.models import LogMelCNN, RawWaveformCNN, SceneClassifier
 from speechbrain_kd.models.spec import write_model_spec
+from speechbrain_kd.speechbrain_folder import load_exported, verify_export
 
 LABELS = ["airport", "bus", "park"]
 RATE = 16000
@@ -249,13 +251,13 @@ def test_export_check_catches_a_yaml_that_changes_the_outputs(
     tmp_path, monkeypatch
 ):
     phase = make_phase(tmp_path / "phase")
-    original = export_module.hyperparams_yaml
+    original = speechbrain_folder.hyperparams_yaml
 
     def softmax_not_log_softmax(spec):
         return original(spec).replace("torch.nn.LogSoftmax", "torch.nn.Softmax")
 
     monkeypatch.setattr(
-        export_module, "hyperparams_yaml", softmax_not_log_softmax
+        speechbrain_folder, "hyperparams_yaml", softmax_not_log_softmax
     )
     with pytest.raises(RuntimeError, match="does not reproduce"):
         export_model(phase, tmp_path / "export")

@@ -13,7 +13,7 @@ import soundfile
 import torch
 
 from speechbrain_kd import export as export_module
-from speechbrain_kd import onnx_model
+from speechbrain_kd import export_formats, onnx_model
 from speechbrain_kd.checkpoints import load_trained_model
 from speechbrain_kd.classify import Classifier
 from speechbrain_kd.classify import main as classify_main
@@ -151,7 +151,7 @@ def test_a_failed_verification_leaves_nothing(exported, tmp_path):
 def test_fp32_formats_must_match_within_float_tolerance(
     exported, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(export_module, "FP32_ATOL", -1.0)
+    monkeypatch.setattr(export_formats, "FP32_ATOL", -1.0)
     with pytest.raises(RuntimeError, match="onnx differs from PyTorch"):
         export_model(
             exported["phase"],

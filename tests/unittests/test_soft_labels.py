@@ -11,7 +11,7 @@ import soundfile
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_kd.dataio import crop, load_audio
+from speechbrain_kd.audio import crop, load_audio
 from speechbrain_kd.soft_labels import (
     OnlineSoftLabels,
     SoftLabelCache,
@@ -114,7 +114,7 @@ def test_current_cache_is_reused(setup, monkeypatch):
         raise AssertionError("a current cache must not be recomputed")
 
     monkeypatch.setattr(
-        "speechbrain_kd.soft_labels.compute_teacher_logits", no_compute
+        "speechbrain_kd.soft_label_cache.compute_teacher_logits", no_compute
     )
     build(setup, rebuild="never")
     build(setup)
@@ -126,7 +126,7 @@ def test_changed_teacher_checkpoint_invalidates(setup, caplog):
     with pytest.raises(RuntimeError, match="teachers changed") as error:
         build(setup, rebuild="never")
     assert str(setup[0] / "cache.pt") in str(error.value)
-    with caplog.at_level(logging.WARNING, "speechbrain_kd.soft_labels"):
+    with caplog.at_level(logging.WARNING, "speechbrain_kd.soft_label_cache"):
         new = build(setup)
     assert "teachers changed" in caplog.text and "rebuilding" in caplog.text
     assert torch.allclose(new.logits[:, :, 0], old.logits[:, :, 0])
@@ -246,7 +246,7 @@ def test_failed_rebuild_keeps_the_old_file_whole(setup, monkeypatch):
         raise OSError("disk on fire")
 
     monkeypatch.setattr(
-        "speechbrain_kd.soft_labels.compute_teacher_logits", broken
+        "speechbrain_kd.soft_label_cache.compute_teacher_logits", broken
     )
     with pytest.raises(OSError):
         build(setup, channels=1)
@@ -300,7 +300,7 @@ def test_make_soft_labels_picks_the_mode(setup):
 
 
 def test_cache_read_by_loader_workers_is_the_same(setup):
-    from speechbrain_kd.soft_labels import compute_teacher_logits
+    from speechbrain_kd.soft_label_cache import compute_teacher_logits
 
     _, teachers, manifest = setup
     ensemble = TeacherEnsemble.from_teacher_folders(teachers, labels=LABELS)
@@ -485,7 +485,7 @@ def test_foreign_or_partial_files_are_not_used(setup):
 def test_cache_says_what_it_did(setup, caplog):
     tmp_path, teachers, manifest = setup
     path = tmp_path / "cache.pt"
-    with caplog.at_level(logging.INFO, "speechbrain_kd.soft_labels"):
+    with caplog.at_level(logging.INFO, "speechbrain_kd.soft_label_cache"):
         build(setup, n_crop_views=2, crop_seconds=0.25)
         build(setup, n_crop_views=2, crop_seconds=0.25)
         build(setup, channels=1)
@@ -589,7 +589,7 @@ def test_teacher_soft_labels_loads_the_phases(setup):
 
 
 def test_crop_views_cover_the_clip_from_first_to_last_position():
-    from speechbrain_kd.soft_labels import _crop_start
+    from speechbrain_kd.soft_label_cache import _crop_start
 
     # One view: the centre (a whole sample index).
     assert _crop_start(100, 40, 0, 1) == 30

@@ -11,23 +11,23 @@ import pytest
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
+from speechbrain_kd.audio import load_audio
 from speechbrain_kd.checkpoints import load_trained_model
-from speechbrain_kd.dataio import load_audio
-from speechbrain_kd.export import export_model, load_exported
+from speechbrain_kd.export import export_model
 from speechbrain_kd.soft_labels import SoftLabelCache, make_soft_labels
+from speechbrain_kd.speechbrain_folder import load_exported
 from speechbrain_kd.stored_logits import (
     export_logits,
     import_logits,
     write_stored_logits,
 )
-from speechbrain_kd.teachers import (
+from speechbrain_kd.teacher_sources import (
     LABELS_KEY,
-    PosteriorAverage,
-    TeacherEnsemble,
     load_teacher,
     read_stored_logits,
     teacher_kind,
 )
+from speechbrain_kd.teachers import PosteriorAverage, TeacherEnsemble
 from tests.unittests.test_export import (
     LABELS,
     RATE,

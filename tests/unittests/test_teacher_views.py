@@ -11,7 +11,8 @@ import soundfile
 import speechbrain as sb
 import torch
 
-from speechbrain_kd.dataio import ClipDraws, load_audio
+from speechbrain_kd.audio import load_audio
+from speechbrain_kd.dataio import ClipDraws
 from tests.conftest import RECIPE
 
 RATE = 8000
