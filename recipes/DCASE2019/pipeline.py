@@ -633,25 +633,21 @@ class Pipeline:
         (``control``: the true labels alone). Both keep the student's
         settings; the control's one teacher is only there to satisfy the
         phase, its soft labels weigh 0 (``hard_label_weight: 1``)."""
-        out = self.output
+        own_settings = {
+            "kd_baseline": {},
+            "control": {"hard_label_weight": 1.0},
+        }
         return {
-            "kd_baseline": self.run_phase(
-                "distill:kd_baseline",
+            name: self.run_phase(
+                f"distill:{name}",
                 "distill.yaml",
                 "test_results.json",
-                output_folder=str(out / "kd_baseline"),
+                output_folder=str(self.output / name),
                 teacher_folders=[str(baseline)],
                 init_from=init_from,
-            ),
-            "control": self.run_phase(
-                "distill:control",
-                "distill.yaml",
-                "test_results.json",
-                output_folder=str(out / "control"),
-                teacher_folders=[str(baseline)],
-                init_from=init_from,
-                hard_label_weight=1.0,
-            ),
+                **settings,
+            )
+            for name, settings in own_settings.items()
         }
 
     def run_reference(self, baseline):
