@@ -756,7 +756,7 @@ class Pipeline:
 # The rows trained like the student: its controls, then the student itself.
 STUDENT_ROWS = ("kd_baseline", "control", "student")
 ROW_NAMES = {
-    "kd_baseline": "kd_baseline (distilled from the baseline alone)",
+    "kd_baseline": "kd_baseline (from the baseline alone)",
     "control": "control (true labels only)",
 }
 

@@ -109,7 +109,7 @@ def test_controls_are_the_student_without_its_teachers(pipeline_run):
         }
     assert kd_baseline["hard_label_weight"] == 0.5
     for name, row in (
-        ("kd_baseline", "kd_baseline (distilled from the baseline alone)"),
+        ("kd_baseline", "kd_baseline (from the baseline alone)"),
         ("control", "control (true labels only)"),
     ):
         accuracy = 100 * summary[name]["accuracy"]
