@@ -99,7 +99,7 @@ def manifest_at_rate(manifest_csv, sample_rate, folder):
     changed = not out.is_file()
     for row in to_resample:
         source, copy = row["wav"], folder / f"{row['ID']}.wav"
-        stamp = _file_stamp(source, manifest_csv, row["ID"])
+        stamp = file_stamp(source, manifest_csv, row["ID"])
         if sources.get(row["ID"]) != stamp or not copy.is_file():
             changed = True
             wav = load_audio(source, sample_rate, _file_channels(source))
@@ -127,7 +127,23 @@ def _csv_text(fields, rows):
     return text.getvalue()
 
 
-def _file_stamp(path, manifest_csv, clip_id):
+def file_stamp(path, manifest_csv, clip_id):
+    """A cheap stamp of a manifest's audio file: path, size, mtime.
+
+    Reading every file at every check would cost as much as an epoch; a
+    file rewritten, replaced or touched changes its stamp.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/a.wav"
+    >>> _ = open(path, "wb").write(b"RIFF")
+    >>> file_stamp(path, "m.csv", "a")[1]
+    4
+    >>> file_stamp(path + "x", "m.csv", "a")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: m.csv: audio file ...a.wavx of clip a cannot be read: ...
+    """
     try:
         stat = os.stat(path)
     except OSError as error:

@@ -13,7 +13,6 @@ teachers once over the manifest and writes the file whole.
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain_kd.audio import crop, load_audio
 from speechbrain_kd.dataio import loader_options
 from speechbrain_kd.files import file_sha256, replacing
-from speechbrain_kd.manifests import read_manifest
+from speechbrain_kd.manifests import file_stamp, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +56,7 @@ def audio_digest(manifest_csv):
     >>> _ = open(tmp + "/a.wav", "ab").write(b"more")
     >>> audio_digest(tmp + "/m.csv") == before
     False
+    >>> import os
     >>> os.remove(tmp + "/a.wav")
     >>> audio_digest(tmp + "/m.csv")
     Traceback (most recent call last):
@@ -65,16 +65,8 @@ def audio_digest(manifest_csv):
     """
     audio = hashlib.sha256()
     for clip_id, wav in _manifest_clips(manifest_csv).items():
-        try:
-            stat = os.stat(wav)
-        except OSError as error:
-            raise FileNotFoundError(
-                f"{manifest_csv}: audio file {wav} of clip {clip_id} "
-                f"cannot be read: {error}"
-            ) from error
-        audio.update(
-            f"{clip_id}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
-        )
+        _, size, mtime_ns = file_stamp(wav, manifest_csv, clip_id)
+        audio.update(f"{clip_id}\0{size}\0{mtime_ns}\n".encode())
     return audio.hexdigest()
 
 
