@@ -404,6 +404,49 @@ def training_scenes(data_folder):
     }
 
 
+def prepare_from_settings(settings):
+    """:func:`prepare_dcase2019` with a phase's settings.
+
+    The ``prepare`` of the scene recipe's phase
+    (:class:`speechbrain_kd.phase.PhaseTask`): writes the manifests into
+    ``settings["prepare_folder"]``.
+
+    Arguments
+    ---------
+    settings : dict
+        A phase's plain settings (``data_folder``, ``prepare_folder``,
+        ``valid_ratio``, ``seed``, ``skip_bad_files``, ``train_subset``,
+        ``split_setup_folder``).
+
+    Example
+    -------
+    >>> prepare_from_settings({"data_folder": getfixture("tmpdir")})
+    Traceback (most recent call last):
+    ...
+    KeyError: 'prepare_folder'
+    """
+    prepare_dcase2019(
+        data_folder=settings["data_folder"],
+        save_folder=settings["prepare_folder"],
+        valid_ratio=settings["valid_ratio"],
+        seed=settings["seed"],
+        skip_bad_files=settings["skip_bad_files"],
+        train_subset=settings["train_subset"],
+        split_setup_folder=settings["split_setup_folder"],
+    )
+
+
+def settings_scenes(settings):
+    """:func:`training_scenes` of a phase's ``data_folder`` (or None).
+
+    Example
+    -------
+    >>> settings_scenes({"data_folder": getfixture("tmpdir")}) is None
+    True
+    """
+    return training_scenes(settings["data_folder"])
+
+
 def _manifests_exist(save_folder):
     return all((save_folder / f"{split}.csv").is_file() for split in SPLITS)
 

@@ -78,14 +78,7 @@ def prepare_esc50(
     ValueError: test_fold=6: give a fold from 1 to 5
     """
     data_folder, save_folder = Path(data_folder), Path(save_folder)
-    valid_fold = FOLDS[test_fold % 5] if valid_fold is None else valid_fold
-    for name, fold in (("test_fold", test_fold), ("valid_fold", valid_fold)):
-        if isinstance(fold, bool) or fold not in FOLDS:
-            raise ValueError(f"{name}={fold!r}: give a fold from 1 to 5")
-    if valid_fold == test_fold:
-        raise ValueError(
-            f"valid_fold={valid_fold} is the test fold: give another one"
-        )
+    valid_fold = _valid_fold(test_fold, valid_fold)
     meta_file = data_folder / "meta" / "esc50.csv"
     if not meta_file.is_file():
         raise FileNotFoundError(
@@ -131,6 +124,57 @@ def prepare_esc50(
     write_json_atomic(done, {"options": options, "counts": counts})
     logger.info("prepared %s in %s", counts, save_folder)
     return counts
+
+
+def _valid_fold(test_fold, valid_fold):
+    """``valid_fold`` (default: the fold after ``test_fold``), checked."""
+    valid_fold = FOLDS[test_fold % 5] if valid_fold is None else valid_fold
+    for name, fold in (("test_fold", test_fold), ("valid_fold", valid_fold)):
+        if isinstance(fold, bool) or fold not in FOLDS:
+            raise ValueError(f"{name}={fold!r}: give a fold from 1 to 5")
+    if valid_fold == test_fold:
+        raise ValueError(
+            f"valid_fold={valid_fold} is the test fold: give another one"
+        )
+    return valid_fold
+
+
+def training_categories(settings):
+    """The classes of a phase's training folds, read before anything else.
+
+    Lets a phase refuse a model over its limits before it writes anything.
+    None when ``meta/esc50.csv`` is missing (data preparation names that).
+
+    Arguments
+    ---------
+    settings : dict
+        ``data_folder``, ``test_fold``, ``valid_fold`` and ``esc10``.
+
+    Returns
+    -------
+    set of str, or None
+
+    Example
+    -------
+    >>> from esc50_demo import generate_esc50_demo
+    >>> data = generate_esc50_demo(getfixture("tmpdir") + "/esc50",
+    ...     n_classes=3, clips_per_class=5, seconds=1.0, sample_rate=8000)
+    >>> settings = {"data_folder": data, "test_fold": 1, "valid_fold": None,
+    ...     "esc10": True}
+    >>> sorted(training_categories(settings))
+    ['dog', 'rooster']
+    """
+    meta_file = Path(settings["data_folder"]) / "meta" / "esc50.csv"
+    if not meta_file.is_file():
+        return None
+    test_fold = settings["test_fold"]
+    held_out = (test_fold, _valid_fold(test_fold, settings["valid_fold"]))
+    return {
+        clip["category"]
+        for clip in read_meta(meta_file)
+        if clip["fold"] not in held_out
+        and (clip["esc10"] or not settings["esc10"])
+    }
 
 
 def read_meta(meta_file):
