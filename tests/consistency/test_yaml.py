@@ -17,7 +17,12 @@ RECIPE = ROOT / "recipes" / "DCASE2019"
 LIBRARY = Path(speechbrain_kd.__file__).parent  # checkout or installed wheel
 PHASE_YAMLS = sorted((RECIPE / "hparams").glob("*.yaml"))
 FRAGMENTS = sorted((LIBRARY / "hparams").rglob("*.yaml"))
-CODE = [RECIPE / "train.py", *sorted(LIBRARY.rglob("*.py"))]
+# The recipe's prepare_from_settings reads the data settings of a phase.
+CODE = [
+    RECIPE / "train.py",
+    RECIPE / "dcase2019_prepare.py",
+    *sorted(LIBRARY.rglob("*.py")),
+]
 # Keys SpeechBrain itself reads from hparams.
 SPEECHBRAIN_KEYS = {"__set_seed", "modules", "opt_class", "checkpointer"}
 # What build_family takes from a family's fragment (hparams/models/).
