@@ -51,18 +51,19 @@ def phase_main(argv, task):
         try:
             check_device(run_opts.get("device"))  # before anything is written
             first = phase_settings(hparams_file, overrides, task)
-            runs = []
-            for run in (
-                task.runs(hparams_file, overrides) if task.runs else [overrides]
-            ):
+            runs = [overrides]
+            if task.runs is not None:
+                runs = task.runs(hparams_file, overrides)
+            checked = []
+            for run in runs:
                 settings = first
                 if run != overrides:
                     settings = phase_settings(hparams_file, run, task)
                 folder = Path(settings["output_folder"]).resolve()
                 record = settings_record(hparams_file, run)
                 check_phase_folder(folder, record, overwrite)
-                runs.append((run, settings, folder, record))
-            for run, settings, folder, record in runs:
+                checked.append((run, settings, folder, record))
+            for run, settings, folder, record in checked:
                 report.log = folder / "log.txt"
                 with one_line_faults(folder), sole_writer(folder):
                     run_on_main(

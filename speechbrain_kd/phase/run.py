@@ -10,18 +10,11 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_kd.brain import DistillationBrain, SceneClassificationBrain
-from speechbrain_kd.checkpoints import (
-    MODEL_SPEC_FILE,
-    init_from_phase,
-)
-from speechbrain_kd.complexity import (
-    write_complexity,
-)
+from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, init_from_phase
+from speechbrain_kd.complexity import write_complexity
 from speechbrain_kd.experiment import start_env_log
-from speechbrain_kd.labels import (
-    encoder_labels,
-    n_classes_for,
-)
+from speechbrain_kd.hparams_preview import SettingError
+from speechbrain_kd.labels import encoder_labels, n_classes_for
 from speechbrain_kd.models import family_overrides
 from speechbrain_kd.models.spec import write_model_spec
 from speechbrain_kd.phase.data import dataio_prep, prepare_data
@@ -122,11 +115,14 @@ def run_phase(hparams_file, run_opts, overrides, task, settings=None):
     run_on_main(_keep_script, args=[settings["output_folder"]])
     start_env_log(settings["output_folder"])  # pip freeze, in parallel
     labels = prepare_data(settings, task.prepare, task.label_column)
-    n_classes = n_classes_for(
-        labels,
-        settings["n_classes"],
-        source=f"{settings['prepare_folder']}/train.csv",
-    )
+    try:
+        n_classes = n_classes_for(
+            labels,
+            settings["n_classes"],
+            source=f"{settings['prepare_folder']}/train.csv",
+        )
+    except ValueError as error:
+        raise SettingError(f"--{error}") from None
     if task.training_labels is None:  # not checked before writing
         check_phase_limits(dict(settings, n_classes=n_classes))
     overrides = dict(overrides, n_classes=n_classes)

@@ -141,6 +141,35 @@ def test_hub_teacher_without_network_or_cache_is_one_line(tiny_demo, tmp_path):
 
 
 @pytest.mark.parametrize("yaml", ["distill.yaml", "ensemble.yaml"])
+def test_teacher_folder_without_checkpoint_is_one_line(
+    tiny_demo, tmp_path, yaml
+):
+    """A phase folder whose training never saved a checkpoint (killed in
+    its first epoch, say) is named, before anything is written."""
+    from speechbrain_kd.models import SceneClassifier
+    from speechbrain_kd.models.spec import write_model_spec
+
+    teacher = tmp_path / "teacher"
+    (teacher / "save").mkdir(parents=True)
+    model = SceneClassifier(4, 2)
+    write_model_spec(
+        teacher / "save" / "model_spec.json", model, model, 8000, ["a"]
+    )
+    extra = [f"--teacher_folders=[{teacher}]"]
+    if yaml == "distill.yaml":
+        extra.append("--init_from=null")
+    out = tmp_path / "out"
+    result = run_script(phase(yaml, tiny_demo, out, *extra), check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"--teacher_folders: {teacher} holds no trained model (no checkpoint"
+    )
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("yaml", ["distill.yaml", "ensemble.yaml"])
 def test_teacher_with_other_labels_is_one_line(tiny_demo, tmp_path, yaml):
     stored = tmp_path / "other.npz"
     np.savez(stored, clip=np.zeros(2), __labels__=np.array(["a", "b"]))

@@ -90,15 +90,22 @@ def test_debug_run(tiny_demo, tmp_path):
 
 
 def test_wrong_class_count_is_named(tiny_demo, tmp_path):
+    # Found once the data is prepared: one line, also in the error file,
+    # with the log the phase had started.
+    error_file = tmp_path / "error.json"
     result = run_script(
         [*baseline_args(tiny_demo, tmp_path / "x", 1), "--n_classes=7"],
+        env={"SPEECHBRAIN_KD_ERROR_FILE": str(error_file)},
         check=False,
     )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "n_classes=7 was asked for" in output
-    assert "has 10 scenes" in output
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("--n_classes=7 was asked for")
+    assert "has 10 scenes" in last
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "x" / "save" / "model_spec.json").exists()
+    report = json.loads(error_file.read_text())
+    assert report == {"error": last, "log": str(tmp_path / "x" / "log.txt")}
 
 
 def test_unknown_model_family_is_refused_before_any_work(tiny_demo, tmp_path):
@@ -202,13 +209,20 @@ def test_two_processes_with_torchrun(tiny_demo, tmp_path):
 
 
 def test_channel_count_the_data_cannot_give_names_a_file(tiny_demo, tmp_path):
+    error_file = tmp_path / "error.json"
     result = run_script(
         [*baseline_args(tiny_demo, tmp_path / "x", 1), "--n_channels=3"],
+        env={"SPEECHBRAIN_KD_ERROR_FILE": str(error_file)},
         check=False,
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert ".wav: cannot turn a 2-channel signal into 3 channels" in output
+    # An error inside training: its type and message for the caller.
+    report = json.loads(error_file.read_text())
+    assert report["error"].startswith("ValueError: ")
+    assert "cannot turn a 2-channel signal into 3 channels" in report["error"]
+    assert report["log"] == str(tmp_path / "x" / "log.txt")
 
 
 def test_label_encoder_warns_nothing(tiny_demo, tmp_path):
