@@ -6,7 +6,7 @@ interleaved step by step, in rotating order, so that machine noise hits
 them alike), for one configuration of the DCASE2019 recipe:
 
 - ``loader_over_step_throughput``: clips/s the training loader delivers
-  (the recipe's own datasets, ``train.dataio_prep``, through the Brain's
+  (the recipe's own datasets, its phase's ``dataio_prep``, through the Brain's
   ``make_dataloader`` at the preset's worker count) over clips/s the
   Brain's training step consumes on batches already loaded;
 - ``crop_read_over_whole_read``: reading a training crop's frames alone
@@ -79,6 +79,7 @@ import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_kd.hparams_preview import preview_hparams
+from speechbrain_kd.phase import dataio_prep
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "DCASE2019"
@@ -490,11 +491,11 @@ def _setup(config, device):
         "phase": "baseline",
         "seed": s["seed"],
     }
-    datasets, manifests = train.dataio_prep(hparams)
+    datasets, manifests = dataio_prep(hparams, train.TASK)
     kd_hparams = dict(
         hparams, phase="distill", soft_label_mode="online", multi_segment=True
     )
-    kd_datasets, _ = train.dataio_prep(kd_hparams)
+    kd_datasets, _ = dataio_prep(kd_hparams, train.TASK)
     labels = encoder_labels(hparams["label_encoder"])
     config["n_classes"] = len(labels)
     slim = ["id", "sig", "label_encoded", "partner_id"]
