@@ -6,14 +6,11 @@ from pathlib import Path
 
 from speechbrain_kd.experiment import FolderInUse
 from speechbrain_kd.files import write_json_atomic
-from speechbrain_kd.hparams_preview import (
-    SettingError,
-)
+from speechbrain_kd.hparams_preview import SettingError
 from speechbrain_kd.teacher_sources import TeacherError
 
 # Where a phase writes the error that ended it (JSON), when set.
 ERROR_FILE_ENV = "SPEECHBRAIN_KD_ERROR_FILE"
-SPLITS = ("train", "valid", "test")
 
 
 class DataPreparationError(ValueError):

@@ -5,14 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from speechbrain_kd.checkpoints import (
-    MODEL_SPEC_FILE,
-    find_best_checkpoint,
-)
-from speechbrain_kd.complexity import (
-    LIMIT_SETTINGS,
-    check_model_limits,
-)
+from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, find_best_checkpoint
+from speechbrain_kd.complexity import LIMIT_SETTINGS, check_model_limits
 from speechbrain_kd.hparams_preview import (
     SettingError,
     check_settings,
