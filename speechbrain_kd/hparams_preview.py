@@ -1,25 +1,37 @@
 """The plain settings of a HyperPyYAML file, read without building objects.
 
+The one reader of settings: every caller that needs a setting before (or
+without) building a YAML's objects reads it here, never from the YAML text.
 A recipe sometimes needs a few settings before it can build its objects:
 the data folder to prepare, or the number of classes the data holds, which
 the models need when they are built. :func:`preview_hparams` applies the
 overrides and resolves ``!ref`` exactly as ``load_hyperpyyaml`` does, but
-leaves every ``!new:`` / ``!name:`` / ``!apply:`` object as ``None``.
+leaves every ``!new:`` / ``!name:`` / ``!apply:`` object as ``None``;
+:func:`written_settings` reads a file's own values as written, with every
+tagged value (``!ref``, ``!PLACEHOLDER``, objects) as ``None``.
 """
 
 import difflib
-import re
-from pathlib import Path
 
+import ruamel.yaml
 import yaml
 from hyperpyyaml import resolve_references
 
 
-class _PreviewLoader(yaml.SafeLoader):
-    """A safe loader that reads any tagged node (an object) as ``None``."""
+class _PreviewLoader(ruamel.yaml.SafeLoader):
+    """A safe loader that reads any tagged node (an object) as ``None``.
+
+    ruamel's, as ``load_hyperpyyaml`` reads: YAML 1.2, so ``1e-4`` is a
+    number and ``on`` a string, as they will be when the phase is built.
+    """
 
 
 _PreviewLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _read(stream):
+    """Plain values of a YAML stream, read as ``load_hyperpyyaml`` reads."""
+    return yaml.load(stream, Loader=_PreviewLoader) or {}
 
 
 def preview_hparams(hparams_file, overrides=None):
@@ -43,6 +55,8 @@ def preview_hparams(hparams_file, overrides=None):
     ...     "n: 3\\nm: !ref <n>\\nlayer: !new:torch.nn.Linear [!ref <n>, 2]\\n")
     >>> preview_hparams(path, {"n": 4})
     {'n': 4, 'm': 4, 'layer': None}
+    >>> preview_hparams(path, "n: 1e-4")["m"]
+    0.0001
     >>> preview_hparams(path, {"k": 1})
     Traceback (most recent call last):
     ...
@@ -52,7 +66,35 @@ def preview_hparams(hparams_file, overrides=None):
         resolved = resolve_references(
             fin, overrides or {}, overrides_must_match=True
         )
-    return yaml.load(resolved, Loader=_PreviewLoader) or {}
+    return _read(resolved)
+
+
+def written_settings(hparams_file):
+    """Return the top-level settings of ``hparams_file`` as written.
+
+    Nothing is resolved, so a file with a ``!PLACEHOLDER`` reads too: the
+    keys a file has and the defaults of its plain settings.
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+
+    Returns
+    -------
+    dict
+        In the file's order; a tagged value (``!ref``, ``!PLACEHOLDER``,
+        ``!new:`` ...) is ``None``.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/x.yaml"
+    >>> _ = open(path, "w").write(
+    ...     "a: 1e-4  # lr\\nb: !PLACEHOLDER\\nc:\\n    d: !ref <a>\\n")
+    >>> written_settings(path)
+    {'a': 0.0001, 'b': None, 'c': {'d': None}}
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        return _read(fin)
 
 
 class SettingError(ValueError):
@@ -173,7 +215,7 @@ def unknown_key_message(key, known, where):
 
 
 def yaml_keys(hparams_file):
-    """The top-level keys of a HyperPyYAML file, read without loading it.
+    """The top-level keys of a HyperPyYAML file (:func:`written_settings`).
 
     Example
     -------
@@ -182,5 +224,4 @@ def yaml_keys(hparams_file):
     >>> sorted(yaml_keys(path))
     ['a', 'b', 'c']
     """
-    text = Path(hparams_file).read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))
+    return set(written_settings(hparams_file))
