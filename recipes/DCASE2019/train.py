@@ -307,7 +307,7 @@ def run_phase(hparams_file, run_opts, overrides):
     modules = hparams["modules"]
     phase = hparams["phase"]
     if phase == "ensemble":
-        check_teacher_labels(modules["embedding_model"], hparams)
+        check_teacher_labels(hparams["teachers"], hparams)
     brain_class = SceneClassificationBrain
     if phase == "distill":
         brain_class = DistillationBrain
