@@ -29,9 +29,38 @@ class _PreviewLoader(ruamel.yaml.SafeLoader):
 _PreviewLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
+def yaml_value(text):
+    """Read YAML text as ``load_hyperpyyaml`` reads it, tags as ``None``.
+
+    For settings written outside a HyperPyYAML file, such as a command
+    line's overrides: ``--lr=1e-3`` is then the number the phase will use.
+
+    Arguments
+    ---------
+    text : str or file
+        YAML text.
+
+    Returns
+    -------
+    object
+        Plain values (numbers, strings, lists, dicts).
+
+    Raises
+    ------
+    ruamel.yaml.YAMLError
+        If ``text`` is not YAML.
+
+    Example
+    -------
+    >>> yaml_value("lr: 1e-3\\npair: [metro, tram]\\ndebug: on\\n")
+    {'lr': 0.001, 'pair': ['metro', 'tram'], 'debug': 'on'}
+    """
+    return yaml.load(text, Loader=_PreviewLoader)
+
+
 def _read(stream):
-    """Plain values of a YAML stream, read as ``load_hyperpyyaml`` reads."""
-    return yaml.load(stream, Loader=_PreviewLoader) or {}
+    """Plain settings of a YAML stream (:func:`yaml_value`), ``{}`` if none."""
+    return yaml_value(stream) or {}
 
 
 def preview_hparams(hparams_file, overrides=None):

@@ -29,9 +29,9 @@ import re
 import sys
 from pathlib import Path
 
+import ruamel.yaml
 import speechbrain as sb
 import torch
-import yaml
 from dcase2019_prepare import prepare_dcase2019, training_scenes
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
@@ -53,6 +53,7 @@ from speechbrain_kd.hparams_preview import (
     preview_hparams,
     unknown_key_message,
     yaml_keys,
+    yaml_value,
 )
 from speechbrain_kd.labels import (
     encoder_labels,
@@ -416,8 +417,8 @@ def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)
     try:
-        overrides = yaml.safe_load(overrides) if overrides else {}
-    except yaml.YAMLError as error:
+        overrides = yaml_value(overrides) if overrides else {}
+    except ruamel.yaml.YAMLError as error:
         # One line, so that pipeline.py can show it as the phase's error.
         what = " ".join(
             part for part in (error.context, error.problem) if part

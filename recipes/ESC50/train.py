@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import speechbrain as sb
-import yaml
 from esc50_prepare import prepare_esc50
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
@@ -30,7 +29,7 @@ from speechbrain_kd.checkpoints import MODEL_SPEC_FILE
 from speechbrain_kd.complexity import check_model_limits, write_complexity
 from speechbrain_kd.dataio import ClipDraws, audio_pipeline
 from speechbrain_kd.environment import check_device, one_line_faults
-from speechbrain_kd.hparams_preview import preview_hparams
+from speechbrain_kd.hparams_preview import preview_hparams, yaml_value
 from speechbrain_kd.labels import (
     encoder_labels,
     load_or_create_label_encoder,
@@ -181,7 +180,7 @@ def run(hparams_file, run_opts, overrides):
 def main(argv):
     """Parse the command line; bad data or settings end in one line."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    overrides = yaml.safe_load(overrides) if overrides else {}
+    overrides = yaml_value(overrides) if overrides else {}
     overwrite = overrides.pop("overwrite", False)
     try:
         check_device(run_opts.get("device"))  # before anything is written
