@@ -23,7 +23,12 @@ class _PreviewLoader(ruamel.yaml.SafeLoader):
 
     ruamel's, as ``load_hyperpyyaml`` reads: YAML 1.2, so ``1e-4`` is a
     number and ``on`` a string, as they will be when the phase is built.
+    A key given twice keeps its last value, as on a command line.
     """
+
+    def check_mapping_key(self, node, key_node, mapping, key, value):
+        """Let a later value of a key replace an earlier one."""
+        return True
 
 
 _PreviewLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
@@ -54,6 +59,8 @@ def yaml_value(text):
     -------
     >>> yaml_value("lr: 1e-3\\npair: [metro, tram]\\ndebug: on\\n")
     {'lr': 0.001, 'pair': ['metro', 'tram'], 'debug': 'on'}
+    >>> yaml_value("sample_rate: 8000\\nsample_rate: 4000\\n")
+    {'sample_rate': 4000}
     """
     return yaml.load(text, Loader=_PreviewLoader)
 
