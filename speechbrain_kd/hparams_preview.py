@@ -1,25 +1,73 @@
 """The plain settings of a HyperPyYAML file, read without building objects.
 
+The one reader of settings: every caller that needs a setting before (or
+without) building a YAML's objects reads it here, never from the YAML text.
 A recipe sometimes needs a few settings before it can build its objects:
 the data folder to prepare, or the number of classes the data holds, which
 the models need when they are built. :func:`preview_hparams` applies the
 overrides and resolves ``!ref`` exactly as ``load_hyperpyyaml`` does, but
-leaves every ``!new:`` / ``!name:`` / ``!apply:`` object as ``None``.
+leaves every ``!new:`` / ``!name:`` / ``!apply:`` object as ``None``;
+:func:`written_settings` reads a file's own values as written, with every
+tagged value (``!ref``, ``!PLACEHOLDER``, objects) as ``None``.
 """
 
 import difflib
-import re
-from pathlib import Path
 
+import ruamel.yaml
 import yaml
 from hyperpyyaml import resolve_references
 
 
-class _PreviewLoader(yaml.SafeLoader):
-    """A safe loader that reads any tagged node (an object) as ``None``."""
+class _PreviewLoader(ruamel.yaml.SafeLoader):
+    """A safe loader that reads any tagged node (an object) as ``None``.
+
+    ruamel's, as ``load_hyperpyyaml`` reads: YAML 1.2, so ``1e-4`` is a
+    number and ``on`` a string, as they will be when the phase is built.
+    A key given twice keeps its last value, as on a command line.
+    """
+
+    def check_mapping_key(self, node, key_node, mapping, key, value):
+        """Let a later value of a key replace an earlier one."""
+        return True
 
 
 _PreviewLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def yaml_value(text):
+    """Read YAML text as ``load_hyperpyyaml`` reads it, tags as ``None``.
+
+    For settings written outside a HyperPyYAML file, such as a command
+    line's overrides: ``--lr=1e-3`` is then the number the phase will use.
+
+    Arguments
+    ---------
+    text : str or file
+        YAML text.
+
+    Returns
+    -------
+    object
+        Plain values (numbers, strings, lists, dicts).
+
+    Raises
+    ------
+    ruamel.yaml.YAMLError
+        If ``text`` is not YAML.
+
+    Example
+    -------
+    >>> yaml_value("lr: 1e-3\\npair: [metro, tram]\\ndebug: on\\n")
+    {'lr': 0.001, 'pair': ['metro', 'tram'], 'debug': 'on'}
+    >>> yaml_value("sample_rate: 8000\\nsample_rate: 4000\\n")
+    {'sample_rate': 4000}
+    """
+    return yaml.load(text, Loader=_PreviewLoader)
+
+
+def _read(stream):
+    """Plain settings of a YAML stream (:func:`yaml_value`), ``{}`` if none."""
+    return yaml_value(stream) or {}
 
 
 def preview_hparams(hparams_file, overrides=None):
@@ -43,6 +91,8 @@ def preview_hparams(hparams_file, overrides=None):
     ...     "n: 3\\nm: !ref <n>\\nlayer: !new:torch.nn.Linear [!ref <n>, 2]\\n")
     >>> preview_hparams(path, {"n": 4})
     {'n': 4, 'm': 4, 'layer': None}
+    >>> preview_hparams(path, "n: 1e-4")["m"]
+    0.0001
     >>> preview_hparams(path, {"k": 1})
     Traceback (most recent call last):
     ...
@@ -52,7 +102,35 @@ def preview_hparams(hparams_file, overrides=None):
         resolved = resolve_references(
             fin, overrides or {}, overrides_must_match=True
         )
-    return yaml.load(resolved, Loader=_PreviewLoader) or {}
+    return _read(resolved)
+
+
+def written_settings(hparams_file):
+    """Return the top-level settings of ``hparams_file`` as written.
+
+    Nothing is resolved, so a file with a ``!PLACEHOLDER`` reads too: the
+    keys a file has and the defaults of its plain settings.
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+
+    Returns
+    -------
+    dict
+        In the file's order; a tagged value (``!ref``, ``!PLACEHOLDER``,
+        ``!new:`` ...) is ``None``.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/x.yaml"
+    >>> _ = open(path, "w").write(
+    ...     "a: 1e-4  # lr\\nb: !PLACEHOLDER\\nc:\\n    d: !ref <a>\\n")
+    >>> written_settings(path)
+    {'a': 0.0001, 'b': None, 'c': {'d': None}}
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        return _read(fin)
 
 
 class SettingError(ValueError):
@@ -173,7 +251,7 @@ def unknown_key_message(key, known, where):
 
 
 def yaml_keys(hparams_file):
-    """The top-level keys of a HyperPyYAML file, read without loading it.
+    """The top-level keys of a HyperPyYAML file (:func:`written_settings`).
 
     Example
     -------
@@ -182,5 +260,4 @@ def yaml_keys(hparams_file):
     >>> sorted(yaml_keys(path))
     ['a', 'b', 'c']
     """
-    text = Path(hparams_file).read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Za-z_][\w]*):", text, flags=re.MULTILINE))
+    return set(written_settings(hparams_file))

@@ -12,12 +12,12 @@ sample rate, embedding size, pooling) go to a family that declares them;
 ``options`` change the family's own settings and must be among them.
 """
 
-import re
 from pathlib import Path
 
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_kd.hparams import fragments_folder
+from speechbrain_kd.hparams_preview import written_settings
 
 COMMON_SETTINGS = (
     "in_channels",
@@ -74,8 +74,7 @@ def family_settings(name, folder=None):
     ...
     ValueError: unknown model family 'transformer'; known: ...
     """
-    text = fragment_path(name, folder).read_text(encoding="utf-8")
-    keys = re.findall(r"^([A-Za-z_]\w*):", text, flags=re.MULTILINE)
+    keys = written_settings(fragment_path(name, folder))
     return [key for key in keys if key not in MODULES]
 
 

@@ -133,7 +133,7 @@ def run_phase(hparams_file, run_opts, overrides, task, settings=None):
     phase = task.phase_name(settings)
     evaluates_only = phase == "ensemble"
     if evaluates_only:
-        check_teacher_labels(modules["embedding_model"], hparams)
+        check_teacher_labels(hparams["teachers"], hparams)
     brain_class = SceneClassificationBrain
     if "teacher_folders" in hparams and not evaluates_only:
         brain_class = DistillationBrain

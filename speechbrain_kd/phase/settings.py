@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-import yaml
+import ruamel.yaml
 
 from speechbrain_kd.checkpoints import MODEL_SPEC_FILE, find_best_checkpoint
 from speechbrain_kd.complexity import LIMIT_SETTINGS, check_model_limits
@@ -13,6 +13,7 @@ from speechbrain_kd.hparams_preview import (
     preview_hparams,
     unknown_key_message,
     yaml_keys,
+    yaml_value,
 )
 from speechbrain_kd.teacher_sources import teacher_kind
 
@@ -166,8 +167,8 @@ def command_line_overrides(overrides, argv):
     SystemExit: the command-line settings are not YAML (while parsing ...
     """
     try:
-        return yaml.safe_load(overrides) if overrides else {}
-    except yaml.YAMLError as error:
+        return yaml_value(overrides) if overrides else {}
+    except ruamel.yaml.YAMLError as error:
         what = " ".join(
             part for part in (error.context, error.problem) if part
         ) or str(error)

@@ -39,6 +39,12 @@ def phase(yaml, data, out, *extra):
             "number_of_epochs='abc' must be an integer, at least 1",
         ),
         ("baseline.yaml", ["--lr=-1"], "lr=-1 must be a number > 0"),
+        # 1e-3 is a number, as load_hyperpyyaml reads it: the next is named.
+        (
+            "baseline.yaml",
+            ["--lr=1e-3", "--weight_decay=-1"],
+            "weight_decay=-1 must be a number >= 0",
+        ),
         ("baseline.yaml", ["--batch_size=0"], "batch_size=0 must be"),
         ("baseline.yaml", ["--valid_ratio=1.5"], "valid_ratio=1.5 must be"),
         ("baseline.yaml", ["--num_workers=many"], "num_workers='many'"),
