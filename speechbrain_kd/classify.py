@@ -17,13 +17,13 @@ with NaN or infinite samples is an error naming it.
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from speechbrain_kd.audio import load_audio
 from speechbrain_kd.checkpoints import load_trained_model, save_folder_of
+from speechbrain_kd.environment import run_command
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -236,7 +236,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, RuntimeError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    run_command(main, (FileNotFoundError, RuntimeError, ValueError))

@@ -94,63 +94,83 @@ MIN_CLIPS_PER_SCENE = LOCATIONS_PER_CITY * len(CITIES)
 MAX_ITD_SECONDS = 0.0006
 MIN_TAIL = 24
 
+
+def _scene_pair(names, background, shared_events, cues):
+    """The recipes of a confusable pair: all shared but the last event.
+
+    Arguments
+    ---------
+    names : tuple of str
+        The two scenes.
+    background : tuple
+        ``(low Hz, high Hz, tilt dB/octave)``, the same for both.
+    shared_events : list of tuple
+        ``(kind, rate per second, level, parameters)``, the same for both.
+    cues : tuple of tuple
+        Each scene's own last event (its cue), in the order of ``names``.
+
+    Returns
+    -------
+    dict
+        ``{scene: {"background": ..., "events": [...]}}``.
+
+    Example
+    -------
+    >>> pair = _scene_pair(("a", "b"), (40, 1500, -6.0),
+    ...                    [("rumble", 1.0, 0.9, {"freq": 100})],
+    ...                    (("click", 1.6, 0.1, {}), ("click", 0.8, 0.1, {})))
+    >>> [event[1] for event in pair["b"]["events"]]
+    [1.0, 0.8]
+    """
+    return {
+        name: {"background": background, "events": [*shared_events, cue]}
+        for name, cue in zip(names, cues, strict=True)
+    }
+
+
 # Background: (low Hz, high Hz, tilt dB/octave); events: (kind, rate per
 # second, level, parameters). The two scenes of a pair share every entry
 # but their cue (see the module docstring), whose level is set so that a
 # small baseline confuses the pair and a specialist trained on it fixes part.
 SCENE_RECIPES = {
-    "airport": {
-        "background": (100, 4000, -3.0),
-        "events": [
+    **_scene_pair(
+        ("airport", "shopping_mall"),
+        (100, 4000, -3.0),
+        [
             ("babble", 1.2, 0.6, {"band": (300, 3000)}),
             ("tone", 0.4, 0.25, {"freq": 600, "harmonics": 3}),
             ("rumble", 0.3, 0.4, {"freq": 70}),
+        ],
+        (
             ("chime", 1.0, 0.26, {"band": (500, 1500), "rising": True}),
-        ],
-    },
-    "shopping_mall": {
-        "background": (100, 4000, -3.0),
-        "events": [
-            ("babble", 1.2, 0.6, {"band": (300, 3000)}),
-            ("tone", 0.4, 0.25, {"freq": 600, "harmonics": 3}),
-            ("rumble", 0.3, 0.4, {"freq": 70}),
             ("chime", 1.0, 0.26, {"band": (500, 1500), "rising": False}),
-        ],
-    },
-    "metro": {
-        "background": (40, 1500, -6.0),
-        "events": [
+        ),
+    ),
+    **_scene_pair(
+        ("metro", "tram"),
+        (40, 1500, -6.0),
+        [
             ("rumble", 1.0, 0.9, {"freq": 100}),
             ("tone", 0.3, 0.3, {"freq": 900, "harmonics": 2}),
+        ],
+        (
             ("click", 1.6, 0.1, {"band": (1000, 5000)}),
-        ],
-    },
-    "tram": {
-        "background": (40, 1500, -6.0),
-        "events": [
-            ("rumble", 1.0, 0.9, {"freq": 100}),
-            ("tone", 0.3, 0.3, {"freq": 900, "harmonics": 2}),
             ("click", 0.8, 0.1, {"band": (1000, 5000), "repeat": 2}),
-        ],
-    },
-    "street_pedestrian": {
-        "background": (80, 5000, -4.0),
-        "events": [
+        ),
+    ),
+    **_scene_pair(
+        ("street_pedestrian", "public_square"),
+        (80, 5000, -4.0),
+        [
             ("click", 1.7, 0.5, {"band": (500, 4000)}),
             ("babble", 0.8, 0.5, {"band": (300, 3000)}),
             ("rumble", 0.3, 0.3, {"freq": 60}),
+        ],
+        (
             ("chirp", 0.8, 0.09, {"band": (2500, 5000), "up": True}),
-        ],
-    },
-    "public_square": {
-        "background": (80, 5000, -4.0),
-        "events": [
-            ("click", 1.7, 0.5, {"band": (500, 4000)}),
-            ("babble", 0.8, 0.5, {"band": (300, 3000)}),
-            ("rumble", 0.3, 0.3, {"freq": 60}),
             ("chirp", 0.8, 0.09, {"band": (2500, 5000), "up": False}),
-        ],
-    },
+        ),
+    ),
     "bus": {
         "background": (50, 2500, -5.0),
         "events": [

@@ -6,13 +6,16 @@ on a full disk raises ``[enforce fail at inline_container.cc:672] .
 unexpected pos``) and never say what to do. :func:`check_device` refuses a
 device before anything is written; :func:`environment_fault` turns the
 other faults into one line, and :func:`one_line_faults` ends an entry
-point with it. Every command-line entry point that writes uses them.
+point with it. Every command-line entry point that writes uses them;
+:func:`run_command` ends the library's ``python -m`` commands, turning
+their users' errors into one line too.
 """
 
 import contextlib
 import errno
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from speechbrain_kd.hparams_preview import SettingError
@@ -201,3 +204,37 @@ def one_line_faults(folder, setting="--output_folder"):
         if message is None:
             raise
         raise SystemExit(message) from None
+
+
+def run_command(main, errors):
+    """Run an entry point's ``main()`` and exit with its status.
+
+    The ``__main__`` block of the library's commands: an error of a type in
+    ``errors`` (the user's, such as a missing file) ends the process with
+    one line, ``error: <message>`` on stderr and exit status 1, instead of a
+    traceback. Others pass through.
+
+    Arguments
+    ---------
+    main : callable
+        Takes no argument (it reads ``sys.argv``); returns the exit status.
+    errors : tuple of type
+        The exception types to end in one line.
+
+    Example
+    -------
+    >>> def main():
+    ...     raise FileNotFoundError("x.wav does not exist")
+    >>> run_command(main, (FileNotFoundError, ValueError))
+    Traceback (most recent call last):
+    ...
+    SystemExit: error: x.wav does not exist
+    >>> run_command(lambda: 0, (ValueError,))
+    Traceback (most recent call last):
+    ...
+    SystemExit: 0
+    """
+    try:
+        sys.exit(main())
+    except errors as error:
+        sys.exit(f"error: {error}")

@@ -50,7 +50,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -63,6 +62,7 @@ from speechbrain_kd.checkpoints import (
     save_folder_of,
 )
 from speechbrain_kd.complexity import check_limits, model_complexity
+from speechbrain_kd.environment import run_command
 from speechbrain_kd.export_formats import (
     FORMAT_FILES,
     FORMAT_PRECISION,
@@ -530,7 +530,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    run_command(
+        main, (FileNotFoundError, FileExistsError, RuntimeError, ValueError)
+    )

@@ -15,12 +15,12 @@ import or call.
 import argparse
 import os
 import socket
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
 from speechbrain_kd.audit import audit_hyperparams
+from speechbrain_kd.environment import run_command
 from speechbrain_kd.speechbrain_folder import EXPORT_FILES
 
 TRUE_VALUES = ("1", "true", "yes", "on")
@@ -243,7 +243,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    run_command(
+        main, (FileNotFoundError, FileExistsError, RuntimeError, ValueError)
+    )

@@ -196,7 +196,8 @@ def load_or_build(
         )
     _check_views(n_crop_views, crop_seconds)
     path = Path(path)
-    expected, settings = fingerprint_of(
+    # What the file is built from: its fingerprint and its content alike.
+    inputs = (
         ensemble,
         manifest_csv,
         sample_rate,
@@ -204,6 +205,7 @@ def load_or_build(
         n_crop_views,
         crop_seconds,
     )
+    expected, settings = fingerprint_of(*inputs)
     clips = _manifest_clips(manifest_csv)
     problem = None
     if path.is_file():
@@ -222,16 +224,7 @@ def load_or_build(
         )
     if problem:
         logger.warning("%s: rebuilding it", problem)
-    logits = compute_teacher_logits(
-        ensemble,
-        manifest_csv,
-        sample_rate,
-        channels,
-        n_crop_views,
-        crop_seconds,
-        batch_size,
-        device,
-    )
+    logits = compute_teacher_logits(*inputs, batch_size, device)
     ids = list(clips)
     content = {
         "format_version": FORMAT_VERSION,

@@ -36,11 +36,11 @@ Reading the format, and the teacher, are in
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from speechbrain_kd.environment import run_command
 from speechbrain_kd.files import replacing
 from speechbrain_kd.manifests import read_manifest
 from speechbrain_kd.soft_label_cache import compute_teacher_logits
@@ -309,7 +309,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        sys.exit(f"error: {error}")
+    run_command(main, (FileNotFoundError, ValueError, RuntimeError))

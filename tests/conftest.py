@@ -113,6 +113,30 @@ def pipeline_args(data_folder, output_folder, *extra):
     ]
 
 
+def preset_run(root, demo, *options):
+    """A demo set of ``demo`` options and one pipeline run on it, on the CPU.
+
+    ``options`` are the pipeline's (the preset first); the run uses two
+    threads. Returns ``{"data", "folder", "summary", "result"}``.
+    """
+    from speechbrain_kd.demo_data import generate_demo_dataset
+
+    data = generate_demo_dataset(root / "data", **demo)
+    out = root / "out"
+    result = run_script(
+        [
+            RECIPE / "pipeline.py",
+            f"--data_folder={data}",
+            f"--output_folder={out}",
+            *options,
+            "--device=cpu",
+        ],
+        env={"OMP_NUM_THREADS": "2"},
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    return {"data": data, "folder": out, "summary": summary, "result": result}
+
+
 def relabelled_copy(source, target, names):
     """A TAU-layout copy of ``source`` with only some scenes, renamed.
 

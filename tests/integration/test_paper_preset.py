@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from speechbrain_kd.models.spec import build_module
-from tests.conftest import RECIPE, run_script
+from tests.conftest import preset_run
 
 pytestmark = pytest.mark.slow
 
@@ -21,31 +21,18 @@ PUBLISHED_PARAMETERS = 636_736  # embedding model + classifier, avgmax
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
-    from speechbrain_kd.demo_data import generate_demo_dataset
-
-    root = tmp_path_factory.mktemp("paper")
-    data = generate_demo_dataset(
-        root / "data",
-        clips_per_scene=8,
-        seconds=10.0,
-        sample_rate=48000,
-        channels=2,
-        seed=0,
+    return preset_run(
+        tmp_path_factory.mktemp("paper"),
+        {
+            "clips_per_scene": 8,
+            "seconds": 10.0,
+            "sample_rate": 48000,
+            "channels": 2,
+            "seed": 0,
+        },
+        "--preset=paper",
+        "--number_of_epochs=1",
     )
-    out = root / "out"
-    result = run_script(
-        [
-            RECIPE / "pipeline.py",
-            f"--data_folder={data}",
-            f"--output_folder={out}",
-            "--preset=paper",
-            "--number_of_epochs=1",
-            "--device=cpu",
-        ],
-        env={"OMP_NUM_THREADS": "2"},
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    return {"data": data, "folder": out, "summary": summary, "result": result}
 
 
 def spec_of(folder):

@@ -14,41 +14,28 @@ import json
 import pytest
 
 from speechbrain_kd.demo_data import TEST_ONLY_DEVICES, TRAIN_DEVICES
-from tests.conftest import RECIPE, run_script
+from tests.conftest import preset_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def mobile_run(tmp_path_factory):
-    from speechbrain_kd.demo_data import generate_demo_dataset
-
-    root = tmp_path_factory.mktemp("tau2022")
-    data = generate_demo_dataset(
-        root / "data",
-        clips_per_scene=24,
-        seconds=1.0,
-        sample_rate=44100,
-        channels=1,
-        layout="tau2022",
+    return preset_run(
+        tmp_path_factory.mktemp("tau2022"),
+        {
+            "clips_per_scene": 24,
+            "seconds": 1.0,
+            "sample_rate": 44100,
+            "channels": 1,
+            "layout": "tau2022",
+        },
+        "--preset=tau2022",
+        "--train_subset=50",
+        "--number_of_epochs=1",
+        "--batch_size=16",
+        "--eval_batch_size=16",
     )
-    out = root / "out"
-    result = run_script(
-        [
-            RECIPE / "pipeline.py",
-            f"--data_folder={data}",
-            f"--output_folder={out}",
-            "--preset=tau2022",
-            "--train_subset=50",
-            "--number_of_epochs=1",
-            "--batch_size=16",
-            "--eval_batch_size=16",
-            "--device=cpu",
-        ],
-        env={"OMP_NUM_THREADS": "2"},
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    return {"data": data, "folder": out, "summary": summary, "result": result}
 
 
 def read_rows(path, delimiter=","):

@@ -67,7 +67,10 @@ def make_brain(tmp_path, brain_class=SceneClassificationBrain, **hparams):
     )
 
 
-def add_pipelines(dataset, encoder):
+def add_pipelines(dataset, encoder, *more_keys):
+    """``dataset`` with ``sig`` and ``label_encoded``; outputs ``id``, those
+    two and ``more_keys``."""
+
     @sb.utils.data_pipeline.takes("wav", "scene")
     @sb.utils.data_pipeline.provides("sig", "label_encoded")
     def pipeline(wav, scene):
@@ -75,7 +78,7 @@ def add_pipelines(dataset, encoder):
         yield encoder.encode_label_torch(scene)
 
     dataset.add_dynamic_item(pipeline)
-    dataset.set_output_keys(["id", "sig", "label_encoded"])
+    dataset.set_output_keys(["id", "sig", "label_encoded", *more_keys])
     return dataset
 
 
@@ -118,13 +121,7 @@ def test_learns_toy_scenes_and_writes_results(tmp_path):
     train = add_pipelines(toy_dataset(12, seed=0), encoder)
     test = add_pipelines(toy_dataset(6, seed=1), encoder)
     centers_before = brain.modules.center_loss.centers.detach().clone()
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train,
-        test,
-        train_loader_kwargs={"batch_size": 6, "shuffle": True},
-        progressbar=False,
-    )
+    fit_quietly(brain, train, test, batch_size=6, shuffle=True)
     results = brain.evaluate_split(test, "test", progressbar=False)
     assert results["accuracy"] >= 0.9
     assert not torch.allclose(brain.modules.center_loss.centers, centers_before)
@@ -164,24 +161,19 @@ def test_distillation_learns_from_teacher_alone(tmp_path):
     }
     train = add_pipelines(DynamicItemDataset(data), encoder)
     test = add_pipelines(toy_dataset(6, seed=1), encoder)
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train,
-        test,
-        train_loader_kwargs={"batch_size": 6, "shuffle": True},
-        progressbar=False,
-    )
+    fit_quietly(brain, train, test, batch_size=6, shuffle=True)
     assert (
         brain.evaluate_split(test, "test", progressbar=False)["accuracy"] >= 0.9
     )
 
 
-def fit_one_epoch(brain, train, valid=None):
+def fit_quietly(brain, train, valid=None, **loader):
+    """``brain.fit`` over its epoch counter, loader options ``loader``."""
     brain.fit(
         brain.hparams.epoch_counter,
         train,
         valid,
-        train_loader_kwargs={"batch_size": 6},
+        train_loader_kwargs=loader,
         progressbar=False,
     )
 
@@ -193,7 +185,7 @@ def test_nonfinite_input_stops_training_naming_the_clip(tmp_path, bad):
     data.data["park-2"]["wav"][10, 1] = bad
     train = add_pipelines(data, brain.hparams.label_encoder)
     with pytest.raises(FloatingPointError) as error:
-        fit_one_epoch(brain, train)
+        fit_quietly(brain, train, batch_size=6)
     message = str(error.value)
     assert "train loss is nan at epoch 1, step" in message
     assert "NaN or infinite samples: park-2 (sig)" in message
@@ -206,10 +198,11 @@ def test_nonfinite_evaluation_input_is_named(tmp_path):
     valid = toy_dataset(2, seed=1)
     valid.data["tram-1"]["wav"][0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match=r"valid loss is nan.*tram-1"):
-        fit_one_epoch(
+        fit_quietly(
             brain,
             add_pipelines(toy_dataset(4, seed=0), encoder),
             add_pipelines(valid, encoder),
+            batch_size=6,
         )
 
 
@@ -221,7 +214,7 @@ def test_diverging_training_stops_naming_the_batch(tmp_path):
     with torch.no_grad():
         brain.modules.classifier.linear.weight.fill_(float("inf"))
     with pytest.raises(FloatingPointError, match="inputs are finite") as error:
-        fit_one_epoch(brain, train)
+        fit_quietly(brain, train, batch_size=6)
     assert "the batch: [" in str(error.value)
 
 
@@ -273,12 +266,7 @@ def test_student_averages_teachers_it_cannot_tell_apart(tmp_path):
         f"{name}-{copy}": row for name, row in audio.items() for copy in (0, 1)
     }
     train = add_pipelines(DynamicItemDataset(data), encoder)
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train,
-        train_loader_kwargs={"batch_size": 6, "shuffle": True},
-        progressbar=False,
-    )
+    fit_quietly(brain, train, batch_size=6, shuffle=True)
     brain.modules.eval()
     batch = sb.dataio.batch.PaddedBatch([train[i] for i in range(len(train))])
     with torch.no_grad():

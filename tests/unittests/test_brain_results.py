@@ -21,6 +21,7 @@ from speechbrain_kd.pairs import pair_errors
 from tests.unittests.test_brain import (
     LABELS,
     add_pipelines,
+    fit_quietly,
     make_brain,
     toy_dataset,
 )
@@ -81,13 +82,7 @@ def evaluated(tmp_path, monkeypatch):
             lrs.append(brain.optimizer.param_groups[0]["lr"])
 
     brain.on_stage_end = on_stage_end
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train,
-        test,
-        train_loader_kwargs={"batch_size": 6, "shuffle": True},
-        progressbar=False,
-    )
+    fit_quietly(brain, train, test, batch_size=6, shuffle=True)
     results = {
         split: brain.evaluate_split(test, split, progressbar=False)
         for split in ("valid", "test")
@@ -250,13 +245,7 @@ def test_checkpointed_run_keeps_every_recoverable(tmp_path):
     keys = set(brain.checkpointer.recoverables)
     encoder = brain.hparams.label_encoder
     train = add_pipelines(toy_dataset(4, seed=0), encoder)
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train,
-        train,
-        train_loader_kwargs={"batch_size": 4},
-        progressbar=False,
-    )
+    fit_quietly(brain, train, train, batch_size=4)
     added = set(brain.checkpointer.recoverables) - keys
     assert added == {
         "optimizer",
@@ -387,12 +376,7 @@ def test_optimisers_without_center_rate_or_checkpointer(tmp_path):
     bare = make_brain(tmp_path / "bare")
     bare.checkpointer = None
     train = add_pipelines(toy_dataset(4, 0), bare.hparams.label_encoder)
-    bare.fit(
-        bare.hparams.epoch_counter,
-        train,
-        train_loader_kwargs={"batch_size": 4},
-        progressbar=False,
-    )
+    fit_quietly(bare, train, batch_size=4)
     assert isinstance(bare.center_optimizer, torch.optim.SGD)
 
 
@@ -425,13 +409,7 @@ def test_clip_draws_learn_the_training_epochs(tmp_path):
     draws.set_epoch = lambda epoch: told.append(epoch) or set_epoch(epoch)
     brain = make_brain(tmp_path, epochs=2, clip_draws=draws)
     data = add_pipelines(toy_dataset(4, 0), brain.hparams.label_encoder)
-    brain.fit(
-        brain.hparams.epoch_counter,
-        data,
-        data,
-        train_loader_kwargs={"batch_size": 4},
-        progressbar=False,
-    )
+    fit_quietly(brain, data, data, batch_size=4)
     brain.evaluate_split(data, "test", progressbar=False)
     assert told == [1, 2] and draws.epoch == 2
 
@@ -481,25 +459,12 @@ def test_a_checkpoint_without_random_state_still_resumes(tmp_path):
     # Checkpoints written before the random state was saved have no file.
     brain = make_brain(tmp_path, epochs=1)
     data = add_pipelines(toy_dataset(4, 0), brain.hparams.label_encoder)
-    kwargs = {"batch_size": 4}
-    brain.fit(
-        brain.hparams.epoch_counter,
-        data,
-        data,
-        train_loader_kwargs=kwargs,
-        progressbar=False,
-    )
+    fit_quietly(brain, data, data, batch_size=4)
     (state,) = (tmp_path / "save").glob("CKPT*/rng_state.ckpt")
     state.unlink()
     again = make_brain(tmp_path, epochs=2)
     with pytest.warns(UserWarning, match="missing a load path for rng_state"):
-        again.fit(
-            again.hparams.epoch_counter,
-            data,
-            data,
-            train_loader_kwargs=kwargs,
-            progressbar=False,
-        )
+        fit_quietly(again, data, data, batch_size=4)
     assert again.hparams.epoch_counter.current == 2
 
 
@@ -518,22 +483,20 @@ def test_nonfinite_messages_name_every_clip_and_view(tmp_path):
             for i in range(3)
         ]
     )
-    with pytest.raises(FloatingPointError) as error:
-        brain._stop_if_nonfinite(
-            torch.tensor(float("nan")), batch, sb.Stage.TRAIN
-        )
-    assert str(error.value) == (
+
+    def message(loss, batch, stage):
+        with pytest.raises(FloatingPointError) as error:
+            brain._stop_if_nonfinite(torch.tensor(loss), batch, stage)
+        return str(error.value)
+
+    assert message(float("nan"), batch, sb.Stage.TRAIN) == (
         "train loss is nan at epoch ?, step 4: these clips hold NaN or "
         "infinite samples: c0 (sig), c2 (sig), c1 (teacher_sig)"
     )
     finite = sb.dataio.batch.PaddedBatch(
         [{"id": "c0", "sig": torch.zeros(8, 2)}]
     )
-    with pytest.raises(FloatingPointError) as error:
-        brain._stop_if_nonfinite(
-            torch.tensor(float("inf")), finite, sb.Stage.VALID
-        )
-    assert str(error.value) == (
+    assert message(float("inf"), finite, sb.Stage.VALID) == (
         "valid loss is inf: the inputs are finite, so training diverged "
         "(lower lr, or check the model and precision); the batch: ['c0']"
     )

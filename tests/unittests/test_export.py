@@ -26,6 +26,14 @@ from speechbrain_kd.speechbrain_folder import load_exported, verify_export
 
 LABELS = ["airport", "bus", "park"]
 RATE = 16000
+# The log-mel family's size; "mobile" is it with inverted residual blocks.
+LOGMEL = {
+    "sample_rate": RATE,
+    "n_mels": 16,
+    "n_fft": 512,
+    "conv_channels": (4, 8),
+    "embedding_dim": 4,
+}
 FAMILIES = {
     "raw": lambda: RawWaveformCNN(
         first_conv_channels=8,
@@ -34,21 +42,9 @@ FAMILIES = {
         final_channels=8,
         embedding_dim=4,
     ),
-    "logmel": lambda: LogMelCNN(
-        sample_rate=RATE,
-        n_mels=16,
-        n_fft=512,
-        conv_channels=[4, 8],
-        embedding_dim=4,
-    ),
+    "logmel": lambda: LogMelCNN(**LOGMEL),
     "mobile": lambda: LogMelCNN(
-        sample_rate=RATE,
-        n_mels=16,
-        n_fft=512,
-        conv_channels=[4, 8],
-        embedding_dim=4,
-        block="inverted_residual",
-        expansion=2,
+        **LOGMEL, block="inverted_residual", expansion=2
     ),
 }
 

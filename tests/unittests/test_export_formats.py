@@ -201,25 +201,23 @@ def test_model_bytes_are_checked_on_the_int8_file(exported, tmp_path):
     # scales and the float layers): only the file can refuse it.
     assert counted < measured
     limit = measured - 1
-    with pytest.raises(
-        ValueError,
-        match=f"max_model_bytes={limit}: the int8 model holds {measured:,}",
-    ):
+
+    def export(max_model_bytes):
         export_model(
             exported["phase"],
             tmp_path / "export",
             formats="onnx,int8",
             calibration=exported["train"],
-            max_model_bytes=limit,
+            max_model_bytes=max_model_bytes,
         )
+
+    with pytest.raises(
+        ValueError,
+        match=f"max_model_bytes={limit}: the int8 model holds {measured:,}",
+    ):
+        export(limit)
     assert listing(tmp_path) == []
-    export_model(
-        exported["phase"],
-        tmp_path / "export",
-        formats="onnx,int8",
-        calibration=exported["train"],
-        max_model_bytes=measured,
-    )
+    export(measured)
 
 
 def test_work_folders_of_killed_exports_are_removed(exported, tmp_path):

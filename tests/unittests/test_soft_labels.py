@@ -50,6 +50,13 @@ def setup(tmp_path):
     return tmp_path, teachers, manifest
 
 
+def add_clip9(tmp_path, manifest):
+    """A new clip, ``clip9``, written and appended to ``manifest``."""
+    write_clip(tmp_path / "data" / "clip9.wav", 9)
+    with open(manifest, "a") as f:
+        f.write(f"clip9,{tmp_path / 'data' / 'clip9.wav'}\n")
+
+
 def build(setup, channels=2, **kwargs):
     tmp_path, teachers, manifest = setup
     ensemble = TeacherEnsemble.from_teacher_folders(teachers, labels=LABELS)
@@ -137,9 +144,7 @@ def test_changed_teacher_checkpoint_invalidates(setup, caplog):
 def test_changed_manifest_invalidates(setup):
     tmp_path, _, manifest = setup
     build(setup)
-    write_clip(tmp_path / "data" / "clip9.wav", 9)
-    with open(manifest, "a") as f:
-        f.write(f"clip9,{tmp_path / 'data' / 'clip9.wav'}\n")
+    add_clip9(tmp_path, manifest)
     with pytest.raises(RuntimeError, match=r"manifest .*\(1 clip\(s\) added"):
         build(setup, rebuild="never")
     rebuilt = build(setup)
@@ -436,9 +441,7 @@ def test_stale_cache_names_every_cause(setup):
 def test_added_clip_is_named_as_a_manifest_change_only(setup):
     tmp_path, _, manifest = setup
     build(setup)
-    write_clip(tmp_path / "data" / "clip9.wav", 9)
-    with open(manifest, "a") as f:
-        f.write(f"clip9,{tmp_path / 'data' / 'clip9.wav'}\n")
+    add_clip9(tmp_path, manifest)
     with pytest.raises(RuntimeError) as error:
         build(setup, rebuild="never")
     # The audio digest changed too (it lists the clips): not a second cause.

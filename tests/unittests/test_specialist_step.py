@@ -15,7 +15,6 @@ import copy
 
 import numpy as np
 import pytest
-import speechbrain as sb
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.utils.epoch_loop import EpochCounter
@@ -26,6 +25,7 @@ from speechbrain_kd.metrics import confusion_matrix
 from speechbrain_kd.models import SceneClassifier
 from speechbrain_kd.pairs import pair_errors
 from speechbrain_kd.samplers import PairFocusedBatchSampler
+from tests.unittests.test_brain import add_pipelines
 
 # Mean of (channel 0, channel 1) of each scene; "a" and "b" are the pair.
 CENTRES = {
@@ -65,17 +65,7 @@ def scenes(clips_per_scene, seed, encoder):
                 "wav": torch.tensor(centre) + noise,
                 "scene": scene,
             }
-    dataset = DynamicItemDataset(data)
-
-    @sb.utils.data_pipeline.takes("wav", "scene")
-    @sb.utils.data_pipeline.provides("sig", "label_encoded")
-    def pipeline(wav, scene):
-        yield wav
-        yield encoder.encode_label_torch(scene)
-
-    dataset.add_dynamic_item(pipeline)
-    dataset.set_output_keys(["id", "sig", "label_encoded", "scene"])
-    return dataset
+    return add_pipelines(DynamicItemDataset(data), encoder, "scene")
 
 
 def fit(modules, folder, train, epochs, lr, loader_kwargs):
