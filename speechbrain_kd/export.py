@@ -78,6 +78,7 @@ from speechbrain_kd.export_formats import (
     parse_formats,
     read_clip_manifest,
 )
+from speechbrain_kd.hparams_preview import written_settings
 from speechbrain_kd.model_card import model_card
 from speechbrain_kd.models.spec import build_module
 from speechbrain_kd.onnx_model import (
@@ -115,9 +116,7 @@ def _phase_setting(phase_folder, key):
     path = Path(phase_folder) / "hyperparams.yaml"
     if not path.is_file():
         return None
-    text = path.read_text(encoding="utf-8")
-    found = re.search(rf"^{key}:[ \t]*([^#\n]*)", text, flags=re.MULTILINE)
-    return found.group(1).strip() or None if found else None
+    return written_settings(path).get(key)
 
 
 def _check_phase_folder(phase_folder):
