@@ -123,8 +123,8 @@ def test_a_resumed_fit_keeps_one_row_per_epoch(tmp_path, data):
 SCRIPT = [0.5, 0.8, 0.7, 0.6, 0.6, 0.9, 0.9, 0.9]  # best at epoch 2
 
 
-def scripted(brain):
-    """Validation accuracy of epoch e is SCRIPT[e - 1] while fitting.
+def scripted(brain, key="accuracy"):
+    """Validation ``key`` of epoch e is SCRIPT[e - 1] while fitting.
 
     Returns the classifier's weights after each validation, by epoch.
     """
@@ -135,7 +135,7 @@ def scripted(brain):
         result = report()
         if brain.scripting:
             epoch = brain.hparams.epoch_counter.current
-            result["accuracy"] = SCRIPT[epoch - 1]
+            result[key] = SCRIPT[epoch - 1]
             weights[epoch] = brain.modules.classifier.state_dict()
             weights[epoch] = {k: v.clone() for k, v in weights[epoch].items()}
         return result
@@ -157,6 +157,33 @@ def test_early_stopping_stops_and_evaluates_the_best(tmp_path, data):
     for name, value in brain.modules.classifier.state_dict().items():
         assert torch.equal(value, weights[2][name])
         assert not torch.equal(value, weights[4][name])
+
+
+def test_a_specialist_stops_on_its_pair_accuracy(tmp_path, data):
+    brain = make_brain(
+        tmp_path,
+        epoch_counter(8, patience=2),
+        target_pairs=[["bus", "park"]],
+        best_key="pair_accuracy",
+    )
+    weights = scripted(brain, key="pair_accuracy")
+    report = brain._report
+
+    def rising_accuracy():  # overall accuracy improves every epoch
+        result = report()
+        result["accuracy"] = brain.hparams.epoch_counter.current / 10
+        return result
+
+    brain._report = rising_accuracy
+    fit(brain, data)
+    assert sorted(weights) == [1, 2, 3, 4]
+    brain.scripting = False
+    assert (
+        brain.evaluate_split(data, "test", progressbar=False)[
+            "checkpoint_epoch"
+        ]
+        == 2
+    )
 
 
 def test_warmup_delays_the_stop(tmp_path, data):
