@@ -344,3 +344,46 @@ def fold_comparisons(summaries, folds_file=None, row="baseline"):
                     + ": their clips are untested"
                 )
     return summary_comparisons(summaries)
+
+
+def pooled_accuracy(summaries, row):
+    """A summary row's accuracy over the pooled test clips of the folds.
+
+    Arguments
+    ---------
+    summaries : dict
+        ``{fold key: pipeline summary}``, as :func:`fold_comparisons`
+        takes them (check them with it first).
+    row : str
+        The row (``baseline``, ``student`` ...), each fold's with an
+        ``output_folder`` holding its ``test_predictions.csv``.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (correct clips over all clips), ``n_clips`` and
+        ``folds`` (the keys pooled: the folds whose summary has the row).
+
+    Example
+    -------
+    >>> from speechbrain_kd.metrics import write_predictions
+    >>> tmp = Path(getfixture("tmpdir"))
+    >>> def run(name, ids, hits):
+    ...     probs = [[0.9, 0.1] if hit else [0.1, 0.9] for hit in hits]
+    ...     write_predictions(tmp / name / "test_predictions.csv",
+    ...                       ids, [0] * len(ids), probs, ["a", "b"])
+    ...     return {"output_folder": str(tmp / name)}
+    >>> pooled_accuracy({1: {"baseline": run("b1", ["c1", "c2"], [1, 0])},
+    ...                  2: {"baseline": run("b2", ["c3"], [1])}}, "baseline")
+    {'accuracy': 0.6666666666666666, 'n_clips': 3, 'folds': [1, 2]}
+    """
+    correct = clips = 0
+    pooled = [key for key in sorted(summaries) if row in summaries[key]]
+    if not pooled:
+        raise ValueError(f"no fold summary has the row {row!r}")
+    for key in pooled:
+        folder = Path(summaries[key][row]["output_folder"])
+        tested = read_predictions(folder / PREDICTIONS_FILE)
+        correct += sum(target == guess for target, guess in tested.values())
+        clips += len(tested)
+    return {"accuracy": correct / clips, "n_clips": clips, "folds": pooled}

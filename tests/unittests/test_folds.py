@@ -142,3 +142,17 @@ def test_folds_that_miss_or_repeat_clips_are_refused(fold_summaries):
         fold_comparisons(swapped, folds)
     with pytest.raises(ValueError, match="clip c0 is tested in fold 1 and"):
         fold_comparisons({1: summaries[1], 4: summaries[1]})
+
+
+def test_pooled_accuracy_counts_every_fold_clip(fold_summaries):
+    from speechbrain_kd.folds import pooled_accuracy
+
+    summaries, _, _ = fold_summaries
+    assert pooled_accuracy(summaries, "baseline") == {
+        "accuracy": 45 / 60,
+        "n_clips": 60,
+        "folds": [1, 2, 3],
+    }
+    assert pooled_accuracy(summaries, "reference")["accuracy"] == 0.5
+    with pytest.raises(ValueError, match="no fold summary has the row"):
+        pooled_accuracy(summaries, "student")
