@@ -150,13 +150,21 @@ def epoch_counter(limit, patience=None, warmup=0):
     ...     counter.update_metric([0.5, 0.7, 0.6, 0.6, 0.9][epoch - 1])
     >>> counter.current, counter.best_limit
     (4, 2)
-    >>> epoch_counter(30, patience=-1)
+    >>> epoch_counter(30, patience=0)
     Traceback (most recent call last):
     ...
-    ValueError: Stopper 'limit_to_stop' must be >= 0
+    ValueError: patience must be an int >= 1, or null (no early stopping); got 0
     """
     if patience is None:
         return epoch_loop.EpochCounter(limit)
+    # SpeechBrain takes 0, which stops after the first epoch it counts.
+    if isinstance(patience, bool) or int(patience) != patience or patience < 1:
+        raise ValueError(
+            "patience must be an int >= 1, or null (no early stopping); "
+            f"got {patience!r}"
+        )
+    if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
+        raise ValueError(f"patience_warmup must be an int >= 0; got {warmup!r}")
     return EpochCounterWithStopper(limit, patience, warmup, direction="max")
 
 

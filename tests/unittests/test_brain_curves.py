@@ -253,3 +253,16 @@ def test_a_plain_counters_checkpoint_resumes_with_a_stopper(tmp_path, data):
     fit(again, data)
     # Patience counts from the resumed epoch 3: best 4 (0.6), then 6, 8.
     assert sorted(ran) == [4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize(
+    "patience,warmup,message",
+    [
+        (0, 0, "patience must be an int >= 1, or null .*got 0"),
+        (1.5, 0, "patience must be .*got 1.5"),
+        (2, -1, "patience_warmup must be an int >= 0; got -1"),
+    ],
+)
+def test_settings_that_cannot_stop_well_are_refused(patience, warmup, message):
+    with pytest.raises(ValueError, match=message):
+        epoch_counter(10, patience, warmup)
