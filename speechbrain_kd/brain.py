@@ -37,6 +37,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -74,13 +75,20 @@ LEARNING_CURVE = "learning_curve.csv"  # one row per epoch, in output_folder
 class EpochCounterWithStopper(epoch_loop.EpochCounterWithStopper):
     """SpeechBrain's early-stopping epoch counter, checkpointed whole.
 
-    SpeechBrain 1.1.2 registers the checkpoint hooks of ``EpochCounter``
-    only, so its subclass saves and recovers the epoch and forgets its
-    best epoch and score: a resumed run stops at the wrong epoch. This
-    class registers the subclass's own hooks, and also recovers the
-    decision to stop (which SpeechBrain does not save), so that a rerun
-    of a phase that stopped trains no more epochs. A checkpoint of a plain
-    ``EpochCounter`` resumes too, counting the patience from there.
+    Two faults of SpeechBrain 1.1.2's class are mended here:
+
+    - It registers the checkpoint hooks of ``EpochCounter`` only, so it
+      saves and recovers the epoch and forgets its best epoch and score: a
+      resumed run stops at the wrong epoch. This class registers its own
+      hooks and also recovers the decision to stop (which SpeechBrain does
+      not save), so that a rerun of a phase that stopped trains no more
+      epochs. A checkpoint of a plain ``EpochCounter`` resumes too,
+      counting the patience from there.
+    - With ``direction="max"`` its relative margin lowers the bar
+      (``(1 - min_delta) * best``), so an epoch that only equals the best
+      counts as an improvement and an accuracy on a plateau never stops
+      training. Here an improvement must beat the best by the margin in
+      the metric's direction.
 
     Arguments are those of
     ``speechbrain.utils.epoch_loop.EpochCounterWithStopper``.
@@ -98,7 +106,40 @@ class EpochCounterWithStopper(epoch_loop.EpochCounterWithStopper):
     >>> _ = _.recover_if_possible()
     >>> again.current, again.best_limit, again.best_score, again.should_stop
     (3, 2, 0.7, True)
+    >>> plateau = EpochCounterWithStopper(10, 2, 0, "max")
+    >>> for epoch in plateau:
+    ...     plateau.update_metric(0.5)
+    >>> plateau.current, plateau.best_limit
+    (3, 1)
     """
+
+    def update_metric(self, current_metric):
+        """Count the epochs since the metric last beat its best.
+
+        Arguments
+        ---------
+        current_metric : float
+            This epoch's validation metric.
+        """
+        if self.current <= self.limit_warmup:
+            return
+        margin = self.min_delta * abs(self.best_score)
+        if math.isinf(self.best_score):
+            improved = math.isfinite(current_metric)
+        else:
+            improved = -self.sign * (current_metric - self.best_score) > margin
+        if improved:
+            self.best_limit, self.best_score = self.current, current_metric
+        waited = self.current - self.best_limit
+        self.should_stop = waited >= self.limit_to_stop
+        if self.should_stop:
+            logger.info(
+                "%d epochs without improvement of the validation metric "
+                "(best %.4f at epoch %d): stopping",
+                waited,
+                self.best_score,
+                self.best_limit,
+            )
 
     @mark_as_saver
     def _save(self, path):

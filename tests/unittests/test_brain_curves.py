@@ -159,6 +159,21 @@ def test_early_stopping_stops_and_evaluates_the_best(tmp_path, data):
         assert not torch.equal(value, weights[4][name])
 
 
+def test_a_plateau_stops_training(tmp_path, data, monkeypatch):
+    # An epoch that equals the best is no improvement (SpeechBrain 1.1.2
+    # counts it as one with direction max, and never stops on a plateau).
+    monkeypatch.setattr(
+        "tests.unittests.test_brain_curves.SCRIPT", [0.5, 0.8, 0.8, 0.8, 0.9]
+    )
+    brain = make_brain(tmp_path, epoch_counter(5, patience=2))
+    weights = scripted(brain)
+    fit(brain, data)
+    assert sorted(weights) == [1, 2, 3, 4]
+    brain.scripting = False
+    results = brain.evaluate_split(data, "test", progressbar=False)
+    assert results["checkpoint_epoch"] in (2, 3, 4)  # a best one
+
+
 def test_a_specialist_stops_on_its_pair_accuracy(tmp_path, data):
     brain = make_brain(
         tmp_path,
