@@ -171,7 +171,8 @@ def test_a_plateau_stops_training(tmp_path, data, monkeypatch):
     assert sorted(weights) == [1, 2, 3, 4]
     brain.scripting = False
     results = brain.evaluate_split(data, "test", progressbar=False)
-    assert results["checkpoint_epoch"] in (2, 3, 4)  # a best one
+    # Of equal checkpoints SpeechBrain keeps and loads the latest.
+    assert results["checkpoint_epoch"] == 4
 
 
 def test_a_specialist_stops_on_its_pair_accuracy(tmp_path, data):
