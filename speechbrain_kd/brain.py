@@ -240,9 +240,15 @@ def write_learning_curve(path, row):
     rows = []
     if path.is_file():
         with open(path, newline="", encoding="utf-8") as f:
-            rows = [
-                r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]
-            ]
+            for line, old in enumerate(csv.DictReader(f), start=2):
+                epoch = old.get("epoch") or ""
+                if not epoch.isdigit():
+                    raise ValueError(
+                        f"{path}, line {line}: epoch {epoch!r} is not an "
+                        "epoch number (delete the file to start it again)"
+                    )
+                if int(epoch) < row["epoch"]:
+                    rows.append(old)
     rows.append(row)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     text = io.StringIO()

@@ -53,3 +53,11 @@ def test_bad_curves_are_named(tmp_path):
     with pytest.raises(ValueError, match="no learning curve"):
         plot_learning_curves({}, tmp_path / "a.png")
     assert not (tmp_path / "a.png").exists()
+
+
+def test_a_curve_file_that_is_not_one_is_named(tmp_path):
+    path = tmp_path / "learning_curve.csv"
+    path.write_text("epoch,accuracy\n1,0.5\nlast,0.6\n")
+    with pytest.raises(ValueError, match="line 3: epoch 'last' is not an"):
+        write_learning_curve(path, {"epoch": 2, "accuracy": 0.7})
+    assert path.read_text() == "epoch,accuracy\n1,0.5\nlast,0.6\n"
