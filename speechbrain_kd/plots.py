@@ -1,9 +1,11 @@
-"""Confusion-matrix figures, with the confusing pairs outlined.
+"""Confusion-matrix figures, with the confusing pairs outlined, and the
+phases' learning curves.
 
 Written with matplotlib's object API (no pyplot state, so it is safe in
 loader workers and threads) and saved whole or not at all.
 """
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -160,5 +162,126 @@ def plot_confusion_matrices(
     for k, (name, matrix) in enumerate(matrices.items()):
         ax = fig.add_subplot(nrows, ncols, k + 1)
         _draw_confusion(ax, matrix, labels, name, per_panel.get(name))
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+# Panels of plot_learning_curves: title -> (column, line style) drawn.
+CURVE_PANELS = {
+    "loss": (("train_loss", "-"), ("valid_loss", "--")),
+    "validation metric": (("accuracy", "-"), ("pair_accuracy", ":")),
+    "learning rate": (("lr", "-"),),
+}
+
+
+def read_learning_curve(path):
+    """Read a ``learning_curve.csv`` into ``{column: [float]}``.
+
+    Empty cells (an epoch without a training stage) read as NaN, which
+    matplotlib leaves out of a line.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A file written by :func:`speechbrain_kd.brain.write_learning_curve`.
+
+    Returns
+    -------
+    dict of str -> list of float
+        Every column, ``epoch`` included.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is missing.
+    ValueError
+        It has no ``epoch`` column, no rows or a cell that is not a number
+        (the file and row are named).
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") + "/learning_curve.csv"
+    >>> _ = open(path, "w").write("epoch,train_loss,accuracy\\n1,,0.5\\n")
+    >>> read_learning_curve(path)
+    {'epoch': [1.0], 'train_loss': [nan], 'accuracy': [0.5]}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: train the phase first")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    if "epoch" not in columns or not rows:
+        raise ValueError(f"{path} has no 'epoch' column or no rows")
+    curve = {column: [] for column in columns}
+    for line, row in enumerate(rows, start=2):
+        for column in columns:
+            try:
+                curve[column].append(float(row[column] or "nan"))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path}, line {line}: {column} is {row[column]!r}, "
+                    "not a number"
+                ) from None
+    return curve
+
+
+def plot_learning_curves(curves, path):
+    """Save every phase's learning curves in one image.
+
+    Three panels, one per quantity: the losses (training solid, validation
+    dashed), the validation metrics (accuracy solid, a specialist's pair
+    accuracy dotted) and the learning rate (log scale), against the epoch;
+    one colour per phase. Written atomically.
+
+    Arguments
+    ---------
+    curves : dict of str -> path
+        Phase name -> its ``learning_curve.csv``, in legend order.
+    path : str or pathlib.Path
+        Output image; its suffix picks the format.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> _ = open(folder + "/b.csv", "w").write(
+    ...     "epoch,train_loss,valid_loss,accuracy,lr\\n"
+    ...     "1,1.2,1.1,0.4,0.01\\n2,0.9,1.0,0.5,0.01\\n")
+    >>> _ = open(folder + "/s.csv", "w").write(
+    ...     "epoch,train_loss,valid_loss,accuracy,pair_accuracy,lr\\n"
+    ...     "1,0.8,0.9,0.5,0.6,0.001\\n")
+    >>> plot_learning_curves({"baseline": folder + "/b.csv",
+    ...                       "specialist": folder + "/s.csv"},
+    ...                      folder + "/curves.png")
+    >>> open(folder + "/curves.png", "rb").read(4)
+    b'\\x89PNG'
+    """
+    if not curves:
+        raise ValueError("no learning curve to plot")
+    read = {
+        name: read_learning_curve(csv_path) for name, csv_path in curves.items()
+    }
+    fig = _new_figure((4.5 * len(CURVE_PANELS), 4))
+    colours = [f"C{k % 10}" for k in range(len(read))]
+    for k, (title, lines) in enumerate(CURVE_PANELS.items()):
+        ax = fig.add_subplot(1, len(CURVE_PANELS), k + 1)
+        for colour, (name, curve) in zip(colours, read.items(), strict=True):
+            for column, style in lines:
+                if column in curve:
+                    ax.plot(
+                        curve["epoch"],
+                        curve[column],
+                        style,
+                        color=colour,
+                        marker=".",
+                        label=f"{name} {column}",
+                    )
+        if title == "learning rate" and ax.lines:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        if ax.lines:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     _save_figure(fig, path)
