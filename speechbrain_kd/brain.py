@@ -175,8 +175,8 @@ def epoch_counter(limit, patience=None, warmup=0):
         The most epochs.
     patience : int, optional
         Epochs without improvement that stop training (None: never).
-    warmup : int
-        Epochs before the stopper starts counting.
+    warmup : int, optional
+        Epochs before the stopper starts counting (None: 0).
 
     Returns
     -------
@@ -198,6 +198,7 @@ def epoch_counter(limit, patience=None, warmup=0):
     """
     if patience is None:
         return epoch_loop.EpochCounter(limit)
+    warmup = 0 if warmup is None else warmup
     # SpeechBrain takes 0, which stops after the first epoch it counts.
     if isinstance(patience, bool) or int(patience) != patience or patience < 1:
         raise ValueError(

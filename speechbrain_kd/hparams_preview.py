@@ -192,6 +192,8 @@ SETTING_RULES = {
     "top_k_pairs": _count(1),
     "lr_decay_epochs": _count(1),
     "mixup_start_epoch": _count(0),
+    "patience": _or_none(_count(1)),
+    "patience_warmup": _or_none(_count(0)),
     "seed": _count(0),
     "n_classes": _or_none(_count(2)),
     "lr": _number(0, low_open=True),
