@@ -183,7 +183,7 @@ def read_learning_curve(path):
     Arguments
     ---------
     path : str or pathlib.Path
-        A file written by :func:`speechbrain_kd.brain.write_learning_curve`.
+        A file written by :func:`speechbrain_kd.epochs.write_learning_curve`.
 
     Returns
     -------

@@ -6,11 +6,8 @@ import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
-from speechbrain_kd.brain import (
-    LEARNING_CURVE,
-    SceneClassificationBrain,
-    epoch_counter,
-)
+from speechbrain_kd.brain import SceneClassificationBrain
+from speechbrain_kd.epochs import LEARNING_CURVE, epoch_counter
 from speechbrain_kd.labels import load_or_create_label_encoder
 from speechbrain_kd.models import SceneClassifier
 from tests.unittests.test_brain import (

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from speechbrain_kd.brain import write_learning_curve
+from speechbrain_kd.epochs import write_learning_curve
 from speechbrain_kd.plots import plot_learning_curves, read_learning_curve
 
 
