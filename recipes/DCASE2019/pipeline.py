@@ -123,7 +123,6 @@ class Pipeline:
         self.preset_name = args.preset
         check_overrides(overrides, self.keys)
         self.overrides = overrides
-        self.run_opts = run_opts
         self.student_model = args.student_model
         self.student_model_options = args.student_model_options
         self.controls = getattr(args, "controls", True)
