@@ -34,48 +34,45 @@ clips too.
 """
 
 import argparse
-import hashlib
 import json
-import logging
-import os
-import re
-import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
 from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
-from speechbrain_kd.complexity import (
-    COMPLEXITY_FILE,
-    LIMIT_SETTINGS,
-    describe_complexity,
-)
+from speechbrain_kd.complexity import LIMIT_SETTINGS, describe_complexity
 from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.files import write_json_atomic
-from speechbrain_kd.hparams_preview import (
-    SettingError,
-    check_settings,
-    preview_hparams,
-    unknown_key_message,
-    yaml_keys,
-)
-from speechbrain_kd.models import family_overrides, known_families
+from speechbrain_kd.hparams_preview import SettingError, preview_hparams
+from speechbrain_kd.models import known_families
 from speechbrain_kd.pairs import read_confusing_pairs
+from speechbrain_kd.phase_runner import (
+    RUN_OPTIONS,
+    PhaseFailed,
+    PhaseRefused,
+    PhaseRunner,
+    run_step,
+)
 from speechbrain_kd.plots import plot_confusion_matrices
+from speechbrain_kd.presets import (
+    check_overrides,
+    load_preset,
+    phase_keys,
+    phase_model,
+    setting_sources,
+    yaml_default,
+)
 from speechbrain_kd.reference import evaluate_linear_reference
-from speechbrain_kd.stamps import (
-    clear_phase_folder,
-    data_fingerprint,
-    input_changes,
-    other_settings,
-    phase_inputs,
-    setting_changes,
-    settings_record,
+from speechbrain_kd.stamps import data_fingerprint
+from speechbrain_kd.summaries import (
+    STUDENT_ROWS,
+    phase_entry,
+    print_table,
+    seeds_table,
+    summarize_seeds,
 )
 
 RECIPE = Path(__file__).resolve().parent
@@ -87,186 +84,25 @@ PHASE_YAMLS = {
     "ensemble": "ensemble.yaml",
     "distill": "distill.yaml",
 }
-# Sections of a preset besides the phases: "all" (every phase that has the
-# key) and "models" (the options of each model family).
-PRESET_SECTIONS = ("all", "models", *PHASE_YAMLS)
-# What prepares the manifests all phases share: one value for all of them,
-# so that no phase rebuilds the manifests from another split of the data.
-DATA_SETTINGS = (
-    "valid_ratio",
-    "seed",
-    "skip_bad_files",
-    "train_subset",
-    "split_setup_folder",
-)
-logger = logging.getLogger("pipeline")
-
-
-class PhaseFailed(Exception):
-    """A phase's script ended with an error (its own message is shown)."""
-
-
-def yaml_default(hparams_file, key):
-    """The value a HyperPyYAML file gives a plain top-level ``key``."""
-    text = Path(hparams_file).read_text(encoding="utf-8")
-    found = re.search(rf"^{key}:[ \t]*([^#\n]*)", text, flags=re.MULTILINE)
-    return yaml.safe_load(found.group(1)) if found else None
-
-
-def phase_keys():
-    """``{phase: its top-level keys}`` for every phase YAML."""
-    return {
-        phase: yaml_keys(HPARAMS / name) for phase, name in PHASE_YAMLS.items()
-    }
-
-
-def check_preset(preset, path):
-    """Refuse a preset section or key that no phase reads.
-
-    Example
-    -------
-    >>> check_preset({"all": {"batch_size": 8}}, "p.yaml")
-    >>> check_preset({"distill": {"top_k_pairs": 2}}, "p.yaml")
-    Traceback (most recent call last):
-    ...
-    SystemExit: p.yaml[distill]: 'top_k_pairs' is not a setting of ...
-    >>> check_preset({"distill": {"valid_ratio": 0.2}}, "p.yaml")
-    Traceback (most recent call last):
-    ...
-    SystemExit: p.yaml[distill]: valid_ratio prepares the data that every \
-phase shares: give it under 'all'
-    """
-    keys = phase_keys()
-    for section, values in preset.items():
-        if section not in PRESET_SECTIONS:
-            raise SystemExit(
-                f"{path}: unknown section {section!r}; a preset has "
-                f"{', '.join(PRESET_SECTIONS)}"
-            )
-        if not isinstance(values, dict):
-            raise SystemExit(f"{path}[{section}] must be a mapping")
-        if section == "models":
-            for family, options in values.items():
-                try:
-                    family_overrides(family, options)
-                except ValueError as error:
-                    raise SystemExit(f"{path}[models]: {error}") from None
-            continue
-        known = (
-            set().union(*keys.values()) if section == "all" else keys[section]
-        )
-        for key in values:
-            if section != "all" and key in DATA_SETTINGS:
-                raise SystemExit(
-                    f"{path}[{section}]: {key} prepares the data that every "
-                    "phase shares: give it under 'all'"
-                )
-            if key not in known:
-                where = "any phase" if section == "all" else section
-                raise SystemExit(
-                    f"{path}[{section}]: "
-                    + unknown_key_message(key, known, where)
-                )
-
-
-def load_preset(name):
-    """Read and check ``hparams/presets/<name>.yaml`` (see ``check_preset``)."""
-    path = HPARAMS / "presets" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (HPARAMS / "presets").glob("*.yaml"))
-        raise SystemExit(f"unknown preset {name!r}; choose one of {known}")
-    with open(path, encoding="utf-8") as f:
-        preset = yaml.safe_load(f) or {}
-    check_preset(preset, path)
-    return preset
-
-
-def check_overrides(overrides):
-    """Refuse a command-line setting that no phase has (a typo, say)."""
-    known = set().union(*phase_keys().values())
-    for key in overrides:
-        if key not in known:
-            raise SystemExit(
-                f"--{key}: " + unknown_key_message(key, known, "any phase")
-            )
-    try:
-        check_settings(overrides, "the command line")
-    except SettingError as error:
-        raise SystemExit(str(error)) from None
-
-
-def _copy_stream(source, sink, tail):
-    """Copy a child's output to ours as it comes; keep its last bytes."""
-    while chunk := os.read(source.fileno(), 65536):
-        sink.buffer.write(chunk)
-        sink.flush()
-        tail[0] = (tail[0] + chunk)[-20000:]
-
-
-def run_step(name, command, log_file=None, cwd=None):
-    """Run one step's script; on failure raise :class:`PhaseFailed`.
-
-    Its output goes to the console as it comes; the last lines of it are
-    kept so that the failure names the step's own error (SpeechBrain logs
-    a phase's uncaught exception to standard output).
-    """
-    process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    tails = {"stdout": [b""], "stderr": [b""]}
-    copiers = [
-        threading.Thread(
-            target=_copy_stream,
-            args=(getattr(process, name), getattr(sys, name), tails[name]),
-        )
-        for name in tails
-    ]
-    for copier in copiers:
-        copier.start()
-    for copier in copiers:
-        copier.join()
-    process.wait()
-    if process.returncode == 0:
-        return
-    text = b"\n".join(tail[0] for tail in tails.values())
-    lines = [
-        line.strip()
-        for line in text.decode(errors="replace").splitlines()
-        if line.strip()
-    ]
-    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exit)", line)]
-    message = (errors or lines or ["(no message)"])[-1]
-    where = f"\n  its log: {log_file}" if log_file else ""
-    raise PhaseFailed(
-        f"[pipeline] {name} failed (exit code {process.returncode}): "
-        f"{message}{where}"
-    )
 
 
 def parse_extra(extra):
-    """Split the pass-through options into hparams and run options."""
+    """Split the pass-through options into hparams and run options.
+
+    The run options are SpeechBrain's own (``RunOptions``), given to every
+    phase as they are.
+
+    Example
+    -------
+    >>> parse_extra(["--lr=0.1", "--max_grad_norm=5", "--test_only"])
+    ({'lr': 0.1}, ['--max_grad_norm=5', '--test_only'])
+    """
     overrides, run_opts = {}, []
-    run_opt_names = {
-        "device",
-        "precision",
-        "eval_precision",
-        "data_parallel_backend",
-        "distributed_backend",
-        "debug",
-        "debug_batches",
-        "debug_epochs",
-        "debug_persistently",
-        "ckpt_interval_steps",
-        "ckpt_interval_minutes",
-        "log_config",
-        "jit",
-        "compile",
-    }
     for item in extra:
         if not item.startswith("--"):
             raise SystemExit(f"unexpected argument {item!r}")
         key, _, value = item[2:].partition("=")
-        if key in run_opt_names:
+        if key in RUN_OPTIONS:
             run_opts.append(item)
         elif not value:
             raise SystemExit(f"give a value: --{key}=<value>")
@@ -282,11 +118,11 @@ class Pipeline:
         # Resolved: a folder named through a symbolic link is the same run.
         self.output = Path(args.output_folder).resolve()
         self.data_folder = Path(args.data_folder).resolve()
-        self.preset = load_preset(args.preset)
+        self.keys = phase_keys(HPARAMS, PHASE_YAMLS)
+        self.preset = load_preset(args.preset, HPARAMS, self.keys)
         self.preset_name = args.preset
-        check_overrides(overrides)
+        check_overrides(overrides, self.keys)
         self.overrides = overrides
-        self.run_opts = run_opts
         self.student_model = args.student_model
         self.student_model_options = args.student_model_options
         self.controls = getattr(args, "controls", True)
@@ -308,58 +144,35 @@ class Pipeline:
                     f"unknown model family {family!r}; known: "
                     f"{', '.join(known_families())}"
                 )
-        self.timings = {}
-
-    def setting_sources(self, phase):
-        """Preset ``all``, the preset's phase section, the command line."""
-        return (
-            self.preset.get("all", {}),
-            self.preset.get(phase, {}),
-            self.overrides,
+        self.phases = PhaseRunner(
+            RECIPE / "train.py", self.manifests(), run_opts, self.processes
         )
+        self.timings = {}
 
     def model_of(self, phase):
         """The model family and options of a phase (``None`` if it has none).
 
         Teachers (baseline, specialists) use ``--model`` and
         ``--model_options``; the student uses ``--student_model`` and
-        ``--student_model_options`` where given, else the same. A preset's
-        ``models`` section gives each family's options, which the command
-        line's update.
+        ``--student_model_options`` where given, else the same
+        (:func:`~speechbrain_kd.presets.phase_model`).
         """
-        yaml_file = HPARAMS / PHASE_YAMLS[phase]
-        if "model" not in yaml_keys(yaml_file):
-            return None
-        *preset_sections, command_line = self.setting_sources(phase)
-        family = yaml_default(yaml_file, "model")
-        options = {}
-        for source in preset_sections:
-            family = source.get("model") or family
-            options.update(source.get("model_options") or {})
-        family = command_line.get("model") or family
-        given = self.overrides.get("model_options") or {}
-        student_own = phase == "distill" and (
-            self.student_model or self.student_model_options
+        own = (None, None)
+        if phase == "distill":
+            own = (self.student_model, self.student_model_options)
+        return phase_model(
+            HPARAMS / PHASE_YAMLS[phase],
+            self.preset,
+            phase,
+            self.overrides,
+            own,
         )
-        if student_own:
-            family = self.student_model or family
-            given = self.student_model_options or {}
-        options = {
-            **self.preset.get("models", {}).get(family, {}),
-            **options,
-            **given,
-        }
-        try:
-            family_overrides(family, options)
-        except ValueError as error:
-            raise SystemExit(f"{phase}: {error}") from None
-        return family, options
 
     def phase_overrides(self, phase_yaml, phase, **extra):
         """Preset, then command line, then the phase's wiring."""
-        keys = yaml_keys(HPARAMS / phase_yaml)
+        keys = self.keys[phase]
         merged = {}
-        for source in self.setting_sources(phase):
+        for source in setting_sources(self.preset, phase, self.overrides):
             merged.update({k: v for k, v in source.items() if k in keys})
         model = self.model_of(phase)
         if model is not None:
@@ -400,94 +213,18 @@ class Pipeline:
         except (ValueError, OSError) as error:
             raise SystemExit(f"[pipeline] data preparation: {error}") from None
 
-    def run_phase(self, name, phase_yaml, done_file, **extra):
+    def run_phase(self, name, phase_yaml, **extra):
         """Run ``train.py <phase_yaml>`` unless it already finished.
 
-        A finished phase is skipped while its settings and its inputs (the
-        data, the checkpoints of the phases it reads) are those of its
-        stamp; other settings are refused, other inputs train it again.
+        ``extra``: its settings set from the phases before it (its inputs,
+        see :meth:`~speechbrain_kd.phase_runner.PhaseRunner.run`).
         """
         phase = name.split(":")[0]
         overrides = self.phase_overrides(phase_yaml, phase, **extra)
-        folder = Path(overrides["output_folder"])
-        # The phases it reads (extra: set from the phases before) are its
-        # inputs, not its settings: other teachers train it again.
-        wiring = set(extra)
-        # The check train.py makes: a folder trained by hand with other
-        # settings is refused before the stamp is written into it.
-        refusal = other_settings(
-            folder,
-            settings_record(HPARAMS / phase_yaml, overrides),
-            ignore=wiring,
+        self.timings[name] = self.phases.run(
+            name, HPARAMS / phase_yaml, overrides, wiring=extra
         )
-        if refusal:
-            raise SystemExit(
-                f"{refusal}; use another --output_folder or delete it"
-            )
-        stamp = folder / "pipeline_phase.json"
-        settings = {
-            "hparams": phase_yaml,
-            "overrides": overrides,
-            "run_opts": self.run_opts,
-        }
-        if self.processes > 1:  # a stamp of one process stays as it was
-            settings["processes"] = self.processes
-        own = {k: v for k, v in overrides.items() if k not in wiring}
-        digest = hashlib.sha256(
-            json.dumps(dict(settings, overrides=own), sort_keys=True).encode()
-        ).hexdigest()
-        read = [overrides.get("init_from")]
-        read += overrides.get("teacher_folders") or []
-        try:
-            inputs = phase_inputs(self.manifests(), [f for f in read if f])
-        except (FileNotFoundError, ValueError) as error:  # a teacher gone
-            raise SystemExit(f"[pipeline] {name}: {error}") from None
-        finished = (folder / done_file).is_file()
-        if stamp.is_file():
-            previous = json.loads(stamp.read_text())
-            if previous.get("digest") != digest:
-                state = "a finished" if finished else "an interrupted"
-                raise SystemExit(
-                    f"{folder} holds {state} {name} made with other "
-                    f"settings ({changed_settings(previous, settings)}); "
-                    "use another --output_folder or delete it"
-                )
-            changes = input_changes(previous.get("inputs"), inputs)
-            if changes:
-                print(
-                    f"[pipeline] {name}: its inputs changed since it ran "
-                    f"({'; '.join(changes)}): running it again from scratch "
-                    f"({folder})",
-                    flush=True,
-                )
-                with sole_writer(folder):
-                    clear_phase_folder(folder)
-            elif finished and previous.get("seconds") is not None:
-                print(f"[pipeline] {name}: complete, skipped ({folder})")
-                self.timings[name] = previous["seconds"]
-                return folder
-        # Written first, so that an interrupted phase is known by its settings.
-        record = {"digest": digest, "settings": settings, "inputs": inputs}
-        write_json_atomic(stamp, {**record, "seconds": None})
-        command = [sys.executable]
-        if self.processes > 1:  # torchrun, one node
-            command += [
-                "-m",
-                "torch.distributed.run",
-                "--standalone",
-                f"--nproc_per_node={self.processes}",
-            ]
-        command.append(str(RECIPE / "train.py"))
-        command.append(str(HPARAMS / phase_yaml))
-        command += [f"--{k}={json.dumps(v)}" for k, v in overrides.items()]
-        command += self.run_opts
-        print(f"[pipeline] {name}: {' '.join(command)}", flush=True)
-        start = time.time()
-        run_step(name, command, log_file=folder / "log.txt", cwd=RECIPE)
-        seconds = time.time() - start
-        self.timings[name] = seconds
-        write_json_atomic(stamp, {**record, "seconds": seconds})
-        return folder
+        return Path(overrides["output_folder"])
 
     def check_student_limits(self):
         """Refuse a student over ``--max_params``/``--max_macs`` at once.
@@ -528,7 +265,6 @@ class Pipeline:
         baseline = self.run_phase(
             "baseline",
             "baseline.yaml",
-            "test_results.json",
             output_folder=str(out / "baseline"),
         )
         start = time.time()
@@ -556,7 +292,6 @@ class Pipeline:
             folder = self.run_phase(
                 "specialist:" + "-".join(pair),
                 "specialist.yaml",
-                "test_results.json",
                 output_folder=str(out / "specialists" / "-".join(pair)),
                 init_from=str(baseline),
                 target_pair=pair,
@@ -566,7 +301,6 @@ class Pipeline:
         ensemble = self.run_phase(
             "ensemble",
             "ensemble.yaml",
-            "test_results.json",
             output_folder=str(out / "ensemble"),
             teacher_folders=teachers,
         )
@@ -582,7 +316,6 @@ class Pipeline:
         student = self.run_phase(
             "distill",
             "distill.yaml",
-            "test_results.json",
             output_folder=str(out / "student"),
             teacher_folders=teachers,
             init_from=init_from,
@@ -641,7 +374,6 @@ class Pipeline:
             name: self.run_phase(
                 f"distill:{name}",
                 "distill.yaml",
-                "test_results.json",
                 output_folder=str(self.output / name),
                 teacher_folders=[str(baseline)],
                 init_from=init_from,
@@ -753,257 +485,6 @@ class Pipeline:
         return summary
 
 
-# The rows trained like the student: its controls, then the student itself.
-STUDENT_ROWS = ("kd_baseline", "control", "student")
-ROW_NAMES = {
-    "kd_baseline": "kd_baseline (from the baseline alone)",
-    "control": "control (true labels only)",
-}
-
-
-def changed_settings(previous, settings):
-    """The settings that differ between a phase's stamp and this run.
-
-    Example
-    -------
-    >>> changed_settings(
-    ...     {"settings": {"overrides": {"lr": 0.1, "seed": 1}}},
-    ...     {"overrides": {"lr": 0.2, "seed": 1}})
-    'lr: 0.1 then, 0.2 now'
-    """
-
-    def flat(stamped):
-        parts = ("hparams", "run_opts", "processes")
-        return {
-            **{part: stamped.get(part) for part in parts},
-            **(stamped.get("overrides") or {}),
-        }
-
-    changes = setting_changes(
-        flat(previous.get("settings", {})), flat(settings)
-    )
-    return "; ".join(changes) or "a stamp of another format"
-
-
-def phase_entry(results, folder):
-    """The part of a phase's results that the summary keeps.
-
-    The test accuracy and confusion matrix, and the model's size and cost
-    (``complexity.json``, written by every phase of ``train.py``), and the
-    accuracy per device and city where the results have it.
-    """
-    entry = {
-        "accuracy": results["accuracy"],
-        "output_folder": str(folder),
-        "confusion_matrix": results["confusion_matrix"],
-    }
-    if "accuracy_by" in results:  # per device, per city
-        entry["accuracy_by"] = results["accuracy_by"]
-    complexity = Path(folder) / COMPLEXITY_FILE
-    if complexity.is_file():
-        entry["complexity"] = json.loads(complexity.read_text())
-    return entry
-
-
-def mean_and_spread(values):
-    """Mean, sample standard deviation (0 for one value) and the values.
-
-    Example
-    -------
-    >>> mean_and_spread([0.5, 0.7, 0.6])
-    {'mean': 0.6, 'std': 0.1, 'values': [0.5, 0.7, 0.6]}
-    """
-    values = [float(v) for v in values]
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {
-        "mean": round(statistics.fmean(values), 10),
-        "std": round(spread, 10),
-        "values": values,
-    }
-
-
-def summarize_seeds(summaries):
-    """Mean and spread over seeds of every row of the pipeline's summary.
-
-    Specialists are matched by rank (the most confused pair first): the
-    pairs are chosen per seed, so the same rank can name other scenes.
-    ``orderings`` counts the seeds where each of the paper's claims holds.
-
-    Arguments
-    ---------
-    summaries : dict of int -> dict
-        Seed -> that run's ``summary.json``.
-
-    Returns
-    -------
-    dict
-
-    Example
-    -------
-    >>> def run(ref, base, ens, student, errors, was):
-    ...     entry = lambda a: {"accuracy": a}
-    ...     return {"reference": entry(ref), "baseline": entry(base),
-    ...             "ensemble": entry(ens), "student": entry(student),
-    ...             "specialists": [{"accuracy": base, "pair": ["a", "b"],
-    ...                              "pair_errors": errors,
-    ...                              "baseline_pair_errors": was}]}
-    >>> table = summarize_seeds({1: run(.5, .7, .8, .8, 2, 4),
-    ...                          2: run(.5, .8, .8, .7, 3, 3)})
-    >>> table["models"]["baseline"]["mean"], table["orderings"]
-    (0.75, {'baseline > reference': 2, 'ensemble >= baseline': 2, \
-'student >= ensemble': 1, 'every specialist cuts its pair errors': 1})
-    >>> runs = {1: run(.5, .7, .8, .8, 2, 4), 2: run(.5, .8, .8, .7, 3, 3)}
-    >>> for seed, control in ((1, .75), (2, .7)):
-    ...     runs[seed]["control"] = {"accuracy": control}
-    >>> summarize_seeds(runs)["orderings"]["student > control"]
-    1
-    """
-    seeds = sorted(summaries)
-    runs = [summaries[seed] for seed in seeds]
-    models = {
-        name: mean_and_spread([run[name]["accuracy"] for run in runs])
-        for name in ("reference", "baseline", "ensemble", *STUDENT_ROWS)
-        if all(name in run for run in runs)
-    }
-    specialists = []
-    for rank in range(min(len(run["specialists"]) for run in runs)):
-        specs = [run["specialists"][rank] for run in runs]
-        specialists.append(
-            {
-                "rank": rank + 1,
-                "pairs": ["/".join(spec["pair"]) for spec in specs],
-                "accuracy": mean_and_spread([s["accuracy"] for s in specs]),
-                "pair_errors": mean_and_spread(
-                    [s["pair_errors"] for s in specs]
-                ),
-                "baseline_pair_errors": mean_and_spread(
-                    [s["baseline_pair_errors"] for s in specs]
-                ),
-            }
-        )
-
-    def holds(claim):
-        return sum(bool(claim(run)) for run in runs)
-
-    def accuracy(run, name):
-        return run[name]["accuracy"]
-
-    orderings = {
-        "baseline > reference": holds(
-            lambda r: accuracy(r, "baseline") > accuracy(r, "reference")
-        ),
-        "ensemble >= baseline": holds(
-            lambda r: accuracy(r, "ensemble") >= accuracy(r, "baseline")
-        ),
-        "student >= ensemble": holds(
-            lambda r: accuracy(r, "student") >= accuracy(r, "ensemble")
-        ),
-        "every specialist cuts its pair errors": holds(
-            lambda r: all(
-                s["pair_errors"] < s["baseline_pair_errors"]
-                for s in r["specialists"]
-            )
-        ),
-    }
-    for control in ("control", "kd_baseline"):
-        if control in models:
-            orderings[f"student > {control}"] = holds(
-                lambda r, c=control: accuracy(r, "student") > accuracy(r, c)
-            )
-    return {
-        "seeds": seeds,
-        "models": models,
-        "specialists": specialists,
-        "orderings": orderings,
-    }
-
-
-def seeds_table(table):
-    """The multi-seed summary as a Markdown table (the README's format).
-
-    Example
-    -------
-    >>> row = {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}
-    >>> print(seeds_table({"seeds": [1, 2], "models": {
-    ...     "reference": row, "baseline": row, "ensemble": row,
-    ...     "control": row, "student": row}, "specialists": [],
-    ...     "orderings": {}}))
-    ... # doctest: +NORMALIZE_WHITESPACE
-    | model (2 seeds: 1, 2) | test accuracy | errors in its pair (baseline's) |
-    |---|---|---|
-    | linear reference (log-mel statistics) | 75.0 ± 5.0 % | |
-    | baseline | 75.0 ± 5.0 % | |
-    | ensemble | 75.0 ± 5.0 % | |
-    | control (true labels only) | 75.0 ± 5.0 % | |
-    | student | 75.0 ± 5.0 % | |
-    """
-
-    def percent(entry):
-        return f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f} %"
-
-    def count(entry):
-        return f"{entry['mean']:.1f} ± {entry['std']:.1f}"
-
-    seeds = ", ".join(map(str, table["seeds"]))
-    lines = [
-        f"| model ({len(table['seeds'])} seeds: {seeds}) | test accuracy "
-        "| errors in its pair (baseline's) |",
-        "|---|---|---|",
-    ]
-    names = {"reference": "linear reference (log-mel statistics)"}
-    for name in ("reference", "baseline"):
-        lines.append(
-            f"| {names.get(name, name)} | {percent(table['models'][name])} | |"
-        )
-    for spec in table["specialists"]:
-        pairs = ", ".join(dict.fromkeys(spec["pairs"]))
-        lines.append(
-            f"| specialist {spec['rank']} ({pairs}) | "
-            f"{percent(spec['accuracy'])} | {count(spec['pair_errors'])} "
-            f"({count(spec['baseline_pair_errors'])}) |"
-        )
-    for name in ("ensemble", *STUDENT_ROWS):
-        if name in table["models"]:
-            row = ROW_NAMES.get(name, name)
-            lines.append(f"| {row} | {percent(table['models'][name])} | |")
-    return "\n".join(lines)
-
-
-def print_table(summary):
-    """Print the accuracies and the errors inside each target pair."""
-    print(f"\n{'model':<40} {'test accuracy':>14} {'pair errors':>12}")
-    print("-" * 68)
-    reference = "linear reference (log-mel statistics)"
-    print(f"{reference:<40} {100 * summary['reference']['accuracy']:>13.2f}%")
-    print(f"{'baseline':<40} {100 * summary['baseline']['accuracy']:>13.2f}%")
-    for spec in summary["specialists"]:
-        name = "specialist " + "/".join(spec["pair"])
-        errors = f"{spec['pair_errors']} (was {spec['baseline_pair_errors']})"
-        print(f"{name:<40} {100 * spec['accuracy']:>13.2f}% {errors:>12}")
-    for name in ("ensemble", *STUDENT_ROWS):
-        if name in summary:
-            row = ROW_NAMES.get(name, name)
-            print(f"{row:<40} {100 * summary[name]['accuracy']:>13.2f}%")
-    devices = summary["baseline"].get("accuracy_by", {}).get("device", {})
-    if len(devices) > 1:  # TAU 2020/2022 Mobile: one column per device
-        print("\ntest accuracy per device (%):")
-        print(f"  {'':<10} " + " ".join(f"{d:>5}" for d in devices))
-        for name in ("baseline", "ensemble", "student"):
-            by = summary[name].get("accuracy_by", {}).get("device", {})
-            cells = (
-                f"{100 * by[d]['accuracy']:>5.1f}" if d in by else f"{'':>5}"
-                for d in devices
-            )
-            print(f"  {name:<10} " + " ".join(cells))
-    print("\nsize and cost (MACs for 1 s of audio):")
-    for name in ("baseline", "ensemble", "student"):
-        if "complexity" in summary[name]:
-            line = describe_complexity(summary[name]["complexity"])
-            print(f"  {name:<10} {line}")
-    seconds = sum(summary["phase_seconds"].values())
-    print(f"\nphases took {seconds / 60:.1f} min in all")
-
-
 def main(argv=None):
     """Parse the command line, make the demo data if needed, run."""
     parser = argparse.ArgumentParser(
@@ -1094,7 +575,8 @@ def main(argv=None):
     except PhaseFailed as failure:
         print(failure, file=sys.stderr)
         raise SystemExit(1) from None
-    except (FolderInUse, FileExistsError) as error:  # in use; not a demo set
+    # In use; not a demo set; a setting or phase refused before it ran.
+    except (FolderInUse, FileExistsError, SettingError, PhaseRefused) as error:
         raise SystemExit(str(error)) from None
 
 

@@ -6,11 +6,13 @@ A key no one reads is a setting a user can change without effect.
 import re
 from pathlib import Path
 
+import pipeline
 import pytest
-from pipeline import check_preset, yaml_keys
 
 import speechbrain_kd
+from speechbrain_kd.hparams_preview import SettingError, yaml_keys
 from speechbrain_kd.models.families import MODULES
+from speechbrain_kd.presets import check_preset, phase_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "DCASE2019"
@@ -27,6 +29,11 @@ CODE = [
 SPEECHBRAIN_KEYS = {"__set_seed", "modules", "opt_class", "checkpointer"}
 # What build_family takes from a family's fragment (hparams/models/).
 FAMILY_KEYS = set(MODULES)
+
+
+def pipeline_keys():
+    """``{phase: its keys}`` as the pipeline reads them."""
+    return phase_keys(pipeline.HPARAMS, pipeline.PHASE_YAMLS)
 
 
 def top_level_keys(path):
@@ -69,7 +76,7 @@ def test_presets_name_only_settings_a_phase_reads(path):
     # The pipeline's own check: it refuses such a preset before any work.
     import yaml
 
-    check_preset(yaml.safe_load(path.read_text()), path)
+    check_preset(yaml.safe_load(path.read_text()), path, pipeline_keys())
 
 
 @pytest.mark.parametrize(
@@ -83,5 +90,5 @@ def test_presets_name_only_settings_a_phase_reads(path):
     ],
 )
 def test_a_preset_key_no_phase_reads_is_refused(preset, message):
-    with pytest.raises(SystemExit, match=message):
-        check_preset(preset, "p.yaml")
+    with pytest.raises(SettingError, match=message):
+        check_preset(preset, "p.yaml", pipeline_keys())

@@ -1,0 +1,261 @@
+"""The pipeline's summaries and tables: what each phase's results keep,
+the mean and spread over seeds, and the tables printed and written."""
+
+import json
+import statistics
+from pathlib import Path
+
+from speechbrain_kd.complexity import COMPLEXITY_FILE, describe_complexity
+
+# The rows trained like the student: its controls, then the student itself.
+STUDENT_ROWS = ("kd_baseline", "control", "student")
+ROW_NAMES = {
+    "kd_baseline": "kd_baseline (from the baseline alone)",
+    "control": "control (true labels only)",
+}
+
+
+def phase_entry(results, folder):
+    """The part of a phase's results that the summary keeps.
+
+    The test accuracy and confusion matrix, and the model's size and cost
+    (``complexity.json``, written by every phase of ``train.py``), and the
+    accuracy per device and city where the results have it.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> phase_entry({"accuracy": 0.5, "confusion_matrix": [[1]],
+    ...              "labels": ["a"]}, folder)["accuracy"]
+    0.5
+    """
+    entry = {
+        "accuracy": results["accuracy"],
+        "output_folder": str(folder),
+        "confusion_matrix": results["confusion_matrix"],
+    }
+    if "accuracy_by" in results:  # per device, per city
+        entry["accuracy_by"] = results["accuracy_by"]
+    complexity = Path(folder) / COMPLEXITY_FILE
+    if complexity.is_file():
+        entry["complexity"] = json.loads(complexity.read_text())
+    return entry
+
+
+def mean_and_spread(values):
+    """Mean, sample standard deviation (0 for one value) and the values.
+
+    Example
+    -------
+    >>> mean_and_spread([0.5, 0.7, 0.6])
+    {'mean': 0.6, 'std': 0.1, 'values': [0.5, 0.7, 0.6]}
+    """
+    values = [float(v) for v in values]
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {
+        "mean": round(statistics.fmean(values), 10),
+        "std": round(spread, 10),
+        "values": values,
+    }
+
+
+def summarize_seeds(summaries):
+    """Mean and spread over seeds of every row of the pipeline's summary.
+
+    Specialists are matched by rank (the most confused pair first): the
+    pairs are chosen per seed, so the same rank can name other scenes.
+    ``orderings`` counts the seeds where each of the paper's claims holds.
+
+    Arguments
+    ---------
+    summaries : dict of int -> dict
+        Seed -> that run's ``summary.json``.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> def run(ref, base, ens, student, errors, was):
+    ...     entry = lambda a: {"accuracy": a}
+    ...     return {"reference": entry(ref), "baseline": entry(base),
+    ...             "ensemble": entry(ens), "student": entry(student),
+    ...             "specialists": [{"accuracy": base, "pair": ["a", "b"],
+    ...                              "pair_errors": errors,
+    ...                              "baseline_pair_errors": was}]}
+    >>> table = summarize_seeds({1: run(.5, .7, .8, .8, 2, 4),
+    ...                          2: run(.5, .8, .8, .7, 3, 3)})
+    >>> table["models"]["baseline"]["mean"], table["orderings"]
+    (0.75, {'baseline > reference': 2, 'ensemble >= baseline': 2, \
+'student >= ensemble': 1, 'every specialist cuts its pair errors': 1})
+    >>> runs = {1: run(.5, .7, .8, .8, 2, 4), 2: run(.5, .8, .8, .7, 3, 3)}
+    >>> for seed, control in ((1, .75), (2, .7)):
+    ...     runs[seed]["control"] = {"accuracy": control}
+    >>> summarize_seeds(runs)["orderings"]["student > control"]
+    1
+    """
+    seeds = sorted(summaries)
+    runs = [summaries[seed] for seed in seeds]
+    models = {
+        name: mean_and_spread([run[name]["accuracy"] for run in runs])
+        for name in ("reference", "baseline", "ensemble", *STUDENT_ROWS)
+        if all(name in run for run in runs)
+    }
+    specialists = []
+    for rank in range(min(len(run["specialists"]) for run in runs)):
+        specs = [run["specialists"][rank] for run in runs]
+        specialists.append(
+            {
+                "rank": rank + 1,
+                "pairs": ["/".join(spec["pair"]) for spec in specs],
+                "accuracy": mean_and_spread([s["accuracy"] for s in specs]),
+                "pair_errors": mean_and_spread(
+                    [s["pair_errors"] for s in specs]
+                ),
+                "baseline_pair_errors": mean_and_spread(
+                    [s["baseline_pair_errors"] for s in specs]
+                ),
+            }
+        )
+
+    def holds(claim):
+        return sum(bool(claim(run)) for run in runs)
+
+    def accuracy(run, name):
+        return run[name]["accuracy"]
+
+    orderings = {
+        "baseline > reference": holds(
+            lambda r: accuracy(r, "baseline") > accuracy(r, "reference")
+        ),
+        "ensemble >= baseline": holds(
+            lambda r: accuracy(r, "ensemble") >= accuracy(r, "baseline")
+        ),
+        "student >= ensemble": holds(
+            lambda r: accuracy(r, "student") >= accuracy(r, "ensemble")
+        ),
+        "every specialist cuts its pair errors": holds(
+            lambda r: all(
+                s["pair_errors"] < s["baseline_pair_errors"]
+                for s in r["specialists"]
+            )
+        ),
+    }
+    for control in ("control", "kd_baseline"):
+        if control in models:
+            orderings[f"student > {control}"] = holds(
+                lambda r, c=control: accuracy(r, "student") > accuracy(r, c)
+            )
+    return {
+        "seeds": seeds,
+        "models": models,
+        "specialists": specialists,
+        "orderings": orderings,
+    }
+
+
+def seeds_table(table):
+    """The multi-seed summary as a Markdown table (the README's format).
+
+    Example
+    -------
+    >>> row = {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}
+    >>> print(seeds_table({"seeds": [1, 2], "models": {
+    ...     "reference": row, "baseline": row, "ensemble": row,
+    ...     "control": row, "student": row}, "specialists": [],
+    ...     "orderings": {}}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    | model (2 seeds: 1, 2) | test accuracy | errors in its pair (baseline's) |
+    |---|---|---|
+    | linear reference (log-mel statistics) | 75.0 ± 5.0 % | |
+    | baseline | 75.0 ± 5.0 % | |
+    | ensemble | 75.0 ± 5.0 % | |
+    | control (true labels only) | 75.0 ± 5.0 % | |
+    | student | 75.0 ± 5.0 % | |
+    """
+
+    def percent(entry):
+        return f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f} %"
+
+    def count(entry):
+        return f"{entry['mean']:.1f} ± {entry['std']:.1f}"
+
+    seeds = ", ".join(map(str, table["seeds"]))
+    lines = [
+        f"| model ({len(table['seeds'])} seeds: {seeds}) | test accuracy "
+        "| errors in its pair (baseline's) |",
+        "|---|---|---|",
+    ]
+    names = {"reference": "linear reference (log-mel statistics)"}
+    for name in ("reference", "baseline"):
+        lines.append(
+            f"| {names.get(name, name)} | {percent(table['models'][name])} | |"
+        )
+    for spec in table["specialists"]:
+        pairs = ", ".join(dict.fromkeys(spec["pairs"]))
+        lines.append(
+            f"| specialist {spec['rank']} ({pairs}) | "
+            f"{percent(spec['accuracy'])} | {count(spec['pair_errors'])} "
+            f"({count(spec['baseline_pair_errors'])}) |"
+        )
+    for name in ("ensemble", *STUDENT_ROWS):
+        if name in table["models"]:
+            row = ROW_NAMES.get(name, name)
+            lines.append(f"| {row} | {percent(table['models'][name])} | |")
+    return "\n".join(lines)
+
+
+def print_table(summary):
+    """Print the accuracies and the errors inside each target pair.
+
+    Example
+    -------
+    >>> row = {"accuracy": 0.5}
+    >>> print_table({"reference": row, "baseline": row, "ensemble": row,
+    ...              "student": row, "specialists": [],
+    ...              "phase_seconds": {"baseline": 90}})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    <BLANKLINE>
+    model                                     test accuracy  pair errors
+    --------------------------------------------------------------------
+    linear reference (log-mel statistics)            50.00%
+    baseline                                         50.00%
+    ensemble                                         50.00%
+    student                                          50.00%
+    <BLANKLINE>
+    size and cost (MACs for 1 s of audio):
+    <BLANKLINE>
+    phases took 1.5 min in all
+    """
+    print(f"\n{'model':<40} {'test accuracy':>14} {'pair errors':>12}")
+    print("-" * 68)
+    reference = "linear reference (log-mel statistics)"
+    print(f"{reference:<40} {100 * summary['reference']['accuracy']:>13.2f}%")
+    print(f"{'baseline':<40} {100 * summary['baseline']['accuracy']:>13.2f}%")
+    for spec in summary["specialists"]:
+        name = "specialist " + "/".join(spec["pair"])
+        errors = f"{spec['pair_errors']} (was {spec['baseline_pair_errors']})"
+        print(f"{name:<40} {100 * spec['accuracy']:>13.2f}% {errors:>12}")
+    for name in ("ensemble", *STUDENT_ROWS):
+        if name in summary:
+            row = ROW_NAMES.get(name, name)
+            print(f"{row:<40} {100 * summary[name]['accuracy']:>13.2f}%")
+    devices = summary["baseline"].get("accuracy_by", {}).get("device", {})
+    if len(devices) > 1:  # TAU 2020/2022 Mobile: one column per device
+        print("\ntest accuracy per device (%):")
+        print(f"  {'':<10} " + " ".join(f"{d:>5}" for d in devices))
+        for name in ("baseline", "ensemble", "student"):
+            by = summary[name].get("accuracy_by", {}).get("device", {})
+            cells = (
+                f"{100 * by[d]['accuracy']:>5.1f}" if d in by else f"{'':>5}"
+                for d in devices
+            )
+            print(f"  {name:<10} " + " ".join(cells))
+    print("\nsize and cost (MACs for 1 s of audio):")
+    for name in ("baseline", "ensemble", "student"):
+        if "complexity" in summary[name]:
+            line = describe_complexity(summary[name]["complexity"])
+            print(f"  {name:<10} {line}")
+    seconds = sum(summary["phase_seconds"].values())
+    print(f"\nphases took {seconds / 60:.1f} min in all")
