@@ -78,7 +78,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_kd.hparams_preview import preview_hparams
+from speechbrain_kd.hparams_preview import preview_hparams, written_settings
 from speechbrain_kd.phase import dataio_prep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,9 +253,9 @@ def bench_config(
         "settings": {key: settings[key] for key in keys},
         "family_options": family_options,
         "specialists": int(specialists),
-        "specialist_pooling": pipeline.yaml_default(
-            HPARAMS / "specialist.yaml", "pooling"
-        ),
+        "specialist_pooling": written_settings(HPARAMS / "specialist.yaml")[
+            "pooling"
+        ],
         "phase_overrides": phase,
     }
 

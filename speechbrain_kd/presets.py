@@ -11,16 +11,15 @@ Nothing here is tied to one recipe: the phases and their YAMLs are given as
 ``{phase: YAML file name}`` in the recipe's ``hparams`` folder.
 """
 
-import re
 from pathlib import Path
-
-import yaml
 
 from speechbrain_kd.hparams_preview import (
     SettingError,
     check_settings,
     unknown_key_message,
+    written_settings,
     yaml_keys,
+    yaml_value,
 )
 from speechbrain_kd.models import family_overrides
 
@@ -36,21 +35,6 @@ DATA_SETTINGS = (
     "train_subset",
     "split_setup_folder",
 )
-
-
-def yaml_default(hparams_file, key):
-    """The value a HyperPyYAML file gives a plain top-level ``key``.
-
-    Example
-    -------
-    >>> path = Path(getfixture("tmpdir")) / "a.yaml"
-    >>> _ = path.write_text("seed: 7  # the default\\nlr: !ref <x>\\n")
-    >>> yaml_default(path, "seed"), yaml_default(path, "epochs")
-    (7, None)
-    """
-    text = Path(hparams_file).read_text(encoding="utf-8")
-    found = re.search(rf"^{key}:[ \t]*([^#\n]*)", text, flags=re.MULTILINE)
-    return yaml.safe_load(found.group(1)) if found else None
 
 
 def phase_keys(hparams, phase_yamls):
@@ -167,7 +151,7 @@ choose one of ['tiny']
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise SettingError(f"unknown preset {name!r}; choose one of {known}")
     with open(path, encoding="utf-8") as f:
-        preset = yaml.safe_load(f) or {}
+        preset = yaml_value(f) or {}
     check_preset(preset, path, keys)
     return preset
 
@@ -249,7 +233,7 @@ def phase_model(yaml_file, preset, phase, overrides, own=(None, None)):
     if "model" not in yaml_keys(yaml_file):
         return None
     *preset_sections, command_line = setting_sources(preset, phase, overrides)
-    family = yaml_default(yaml_file, "model")
+    family = written_settings(yaml_file).get("model")
     options = {}
     for source in preset_sections:
         family = source.get("model") or family

@@ -39,16 +39,27 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+import ruamel.yaml
+from dcase2019_prepare import prepare_from_settings, settings_scenes
 
 from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
 from speechbrain_kd.complexity import LIMIT_SETTINGS, describe_complexity
 from speechbrain_kd.environment import check_device, one_line_faults
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.files import write_json_atomic
-from speechbrain_kd.hparams_preview import SettingError, preview_hparams
+from speechbrain_kd.hparams_preview import (
+    SettingError,
+    preview_hparams,
+    written_settings,
+    yaml_value,
+)
 from speechbrain_kd.models import known_families
 from speechbrain_kd.pairs import read_confusing_pairs
+from speechbrain_kd.phase import (
+    DataPreparationError,
+    check_phase_limits,
+    prepare_data,
+)
 from speechbrain_kd.phase_runner import (
     RUN_OPTIONS,
     PhaseFailed,
@@ -63,7 +74,6 @@ from speechbrain_kd.presets import (
     phase_keys,
     phase_model,
     setting_sources,
-    yaml_default,
 )
 from speechbrain_kd.reference import evaluate_linear_reference
 from speechbrain_kd.stamps import data_fingerprint
@@ -107,7 +117,7 @@ def parse_extra(extra):
         elif not value:
             raise SystemExit(f"give a value: --{key}=<value>")
         else:
-            overrides[key] = yaml.safe_load(value)
+            overrides[key] = yaml_value(value)
     return overrides, run_opts
 
 
@@ -195,8 +205,6 @@ class Pipeline:
         the audio they list) it was made from: a clip removed or relabelled
         since then makes it, and every phase after it, run again.
         """
-        from train import prepare_data
-
         settings = preview_hparams(
             HPARAMS / "baseline.yaml",
             self.phase_overrides(
@@ -206,9 +214,9 @@ class Pipeline:
             ),
         )
         try:
-            prepare_data(settings)
+            prepare_data(settings, prepare_from_settings, "scene")
             return data_fingerprint(self.manifests())
-        except SystemExit as error:  # bad data, named by the preparation
+        except DataPreparationError as error:  # bad data, named by it
             raise SystemExit(f"[pipeline] {error}") from None
         except (ValueError, OSError) as error:
             raise SystemExit(f"[pipeline] data preparation: {error}") from None
@@ -235,8 +243,6 @@ class Pipeline:
         overrides = self.phase_overrides("distill.yaml", "distill")
         if all(overrides.get(name) is None for name in LIMIT_SETTINGS):
             return
-        from train import check_phase_limits
-
         settings = preview_hparams(
             HPARAMS / "distill.yaml",
             dict(
@@ -247,7 +253,7 @@ class Pipeline:
             ),
         )
         try:
-            report = check_phase_limits(settings)
+            report = check_phase_limits(settings, settings_scenes)
         except SettingError as error:
             raise SystemExit(f"[pipeline] {error}") from None
         if report is not None:
@@ -270,7 +276,10 @@ class Pipeline:
         start = time.time()
         top_k = self.overrides.get(
             "top_k_pairs",
-            self.preset.get("specialist", {}).get("top_k_pairs", 2),
+            self.preset.get("specialist", {}).get(
+                "top_k_pairs",
+                written_settings(HPARAMS / "specialist.yaml")["top_k_pairs"],
+            ),
         )
         run_step(
             "confusing pairs",
@@ -385,9 +394,10 @@ class Pipeline:
     def run_reference(self, baseline):
         """The linear reference on the baseline's manifests, at its rate."""
         start = time.time()
-        rate = self.phase_overrides("baseline.yaml", "baseline").get(
-            "sample_rate"
-        ) or yaml_default(HPARAMS / "baseline.yaml", "sample_rate")
+        rate = (
+            self.phase_overrides("baseline.yaml", "baseline").get("sample_rate")
+            or written_settings(HPARAMS / "baseline.yaml")["sample_rate"]
+        )
         labels = json.loads((baseline / "test_results.json").read_text())[
             "labels"
         ]
@@ -476,7 +486,7 @@ class Pipeline:
             if entry in summary:
                 summary[entry].pop("confusion_matrix")
         seed = self.phase_overrides("baseline.yaml", "baseline").get(
-            "seed", yaml_default(HPARAMS / "baseline.yaml", "seed")
+            "seed", written_settings(HPARAMS / "baseline.yaml")["seed"]
         )
         summary["comparisons"] = summary_comparisons({seed: summary})
         write_json_atomic(self.output / "summary.json", summary)
@@ -686,7 +696,7 @@ def yes_or_no(text):
     ...
     argparse.ArgumentTypeError: give True or False, not 'maybe'
     """
-    value = yaml.safe_load(text)
+    value = yaml_value(text)
     if not isinstance(value, bool):
         raise argparse.ArgumentTypeError(f"give True or False, not {text!r}")
     return value
@@ -695,8 +705,8 @@ def yes_or_no(text):
 def yaml_mapping(text):
     """Parse a command-line YAML mapping (``"{n_mels: 40}"``)."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        value = yaml_value(text)
+    except ruamel.yaml.YAMLError as error:
         raise argparse.ArgumentTypeError(f"not YAML: {error}") from None
     if value is not None and not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"not a mapping: {text!r}")
