@@ -237,6 +237,12 @@ def print_table(summary):
         name = "specialist " + "/".join(spec["pair"])
         errors = f"{spec['pair_errors']} (was {spec['baseline_pair_errors']})"
         print(f"{name:<40} {100 * spec['accuracy']:>13.2f}% {errors:>12}")
+        if spec.get("accuracy_outside_pair") is not None:
+            outside = (
+                f"{100 * spec['accuracy_outside_pair']:.2f}% (baseline "
+                f"{100 * spec['baseline_accuracy_outside_pair']:.2f}%)"
+            )
+            print(f"{'  outside its pair':<40} {outside:>14}")
     for name in ("ensemble", *STUDENT_ROWS):
         if name in summary:
             row = ROW_NAMES.get(name, name)
@@ -259,3 +265,34 @@ def print_table(summary):
             print(f"  {name:<10} {line}")
     seconds = sum(summary["phase_seconds"].values())
     print(f"\nphases took {seconds / 60:.1f} min in all")
+
+
+def folds_table(table):
+    """The ``--folds`` summary as a Markdown table: every row's accuracy
+    over the pooled test clips of all folds.
+
+    Example
+    -------
+    >>> row = {"accuracy": 0.75, "n_clips": 200, "folds": [1, 2]}
+    >>> print(folds_table({"folds": 2, "seeds": None, "models": {
+    ...     "baseline": row, "control": row}}))
+    | model (2 folds, every clip tested once) | test accuracy | clips |
+    |---|---|---|
+    | baseline | 75.0 % | 200 |
+    | control (true labels only) | 75.0 % | 200 |
+    """
+    seeds = table.get("seeds")
+    runs = f"{table['folds']} folds"
+    if seeds:
+        runs += f" x {len(seeds)} seeds: {', '.join(map(str, seeds))}"
+    names = {"reference": "linear reference (log-mel statistics)", **ROW_NAMES}
+    lines = [
+        f"| model ({runs}, every clip tested once) | test accuracy | clips |",
+        "|---|---|---|",
+    ]
+    for name, entry in table["models"].items():
+        lines.append(
+            f"| {names.get(name, name)} | {100 * entry['accuracy']:.1f} % "
+            f"| {entry['n_clips']} |"
+        )
+    return "\n".join(lines)

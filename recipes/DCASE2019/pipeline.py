@@ -45,8 +45,15 @@ from dcase2019_prepare import prepare_from_settings, settings_scenes
 from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
 from speechbrain_kd.complexity import LIMIT_SETTINGS, describe_complexity
 from speechbrain_kd.environment import check_device, one_line_faults
+from speechbrain_kd.epochs import LEARNING_CURVE
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.files import write_json_atomic
+from speechbrain_kd.folds import (
+    FOLDS_FILE,
+    fold_comparisons,
+    pooled_accuracy,
+    write_fold_views,
+)
 from speechbrain_kd.hparams_preview import (
     SettingError,
     preview_hparams,
@@ -54,7 +61,7 @@ from speechbrain_kd.hparams_preview import (
     yaml_value,
 )
 from speechbrain_kd.models import known_families
-from speechbrain_kd.pairs import read_confusing_pairs
+from speechbrain_kd.pairs import accuracy_outside_pair, read_confusing_pairs
 from speechbrain_kd.phase import (
     DataPreparationError,
     check_phase_limits,
@@ -67,7 +74,7 @@ from speechbrain_kd.phase_runner import (
     PhaseRunner,
     run_step,
 )
-from speechbrain_kd.plots import plot_confusion_matrices
+from speechbrain_kd.plots import plot_confusion_matrices, plot_learning_curves
 from speechbrain_kd.presets import (
     check_overrides,
     load_preset,
@@ -79,6 +86,7 @@ from speechbrain_kd.reference import evaluate_linear_reference
 from speechbrain_kd.stamps import data_fingerprint
 from speechbrain_kd.summaries import (
     STUDENT_ROWS,
+    folds_table,
     phase_entry,
     print_table,
     seeds_table,
@@ -136,6 +144,7 @@ class Pipeline:
         self.student_model = args.student_model
         self.student_model_options = args.student_model_options
         self.controls = getattr(args, "controls", True)
+        self.min_pair_errors = getattr(args, "min_pair_errors", 0)
         self.export_formats = getattr(args, "export_formats", None)
         self.max_model_bytes = getattr(args, "max_model_bytes", None)
         if self.max_model_bytes is not None and not self.export_formats:
@@ -288,6 +297,7 @@ class Pipeline:
                 str(RECIPE / "find_confusing_pairs.py"),
                 str(baseline),
                 f"--top_k={top_k}",
+                f"--min_pair_errors={self.min_pair_errors}",
             ],
         )
         self.timings["confusing_pairs"] = time.time() - start
@@ -451,6 +461,7 @@ class Pipeline:
                 name: phase_entry(results(folder), folder)
                 for name, folder in (controls or {}).items()
             },
+            "pairs": pair_ranking(baseline / "confusing_pairs.json"),
             "specialists": [],
             "phase_seconds": self.timings,
         }
@@ -470,6 +481,13 @@ class Pipeline:
                     "baseline_pair_errors": spec["baseline_pair_errors"][
                         "/".join(pair)
                     ],
+                    # What the specialist does to the other scenes.
+                    "accuracy_outside_pair": accuracy_outside_pair(
+                        spec["confusion_matrix"], base["labels"], pair
+                    ),
+                    "baseline_accuracy_outside_pair": accuracy_outside_pair(
+                        base["confusion_matrix"], base["labels"], pair
+                    ),
                 }
             )
             matrices[f"specialist {name}"] = spec["confusion_matrix"]
@@ -482,6 +500,25 @@ class Pipeline:
             matrices, base["labels"], plot, highlight_pairs=highlights
         )
         summary["confusion_plot"] = str(plot)
+        curves = {
+            name: Path(folder) / LEARNING_CURVE
+            for name, folder in (
+                ("baseline", baseline),
+                *zip(
+                    (f"specialist {'-'.join(p)}" for p in pairs),
+                    specialists,
+                    strict=True,
+                ),
+                ("student", student),
+                *(controls or {}).items(),
+            )
+            if (Path(folder) / LEARNING_CURVE).is_file()
+        }
+        if curves:
+            plot_learning_curves(curves, self.output / "learning_curves.png")
+            summary["learning_curves"] = str(
+                self.output / "learning_curves.png"
+            )
         for entry in ("reference", "baseline", "ensemble", *STUDENT_ROWS):
             if entry in summary:
                 summary[entry].pop("confusion_matrix")
@@ -531,6 +568,21 @@ def main(argv=None):
         "default True",
     )
     parser.add_argument(
+        "--min_pair_errors",
+        default=0,
+        type=count_at_least(0),
+        help="a pair of scenes the baseline confused fewer times (both ways, "
+        "on the split that ranks them) gets no specialist; default 0",
+    )
+    parser.add_argument(
+        "--folds",
+        default=None,
+        type=count_at_least(2),
+        help="K: run the pipeline once per fold of a K-fold split of the "
+        "clips grouped by location (every clip tested once) and report "
+        "every row and comparison over all clips (folds_summary.json)",
+    )
+    parser.add_argument(
         "--export_formats",
         default=None,
         type=export_formats,
@@ -578,7 +630,9 @@ def main(argv=None):
                 args.data_folder = str(Path(args.output_folder) / "demo_data")
                 generate_demo_dataset(args.data_folder)
             args.preset = args.preset or "demo"
-            if args.seeds:
+            if args.folds:
+                run_folds(args, overrides, run_opts)
+            elif args.seeds:
                 run_seeds(args, overrides, run_opts)
             else:
                 Pipeline(args, overrides, run_opts).run()
@@ -588,6 +642,26 @@ def main(argv=None):
     # In use; not a demo set; a setting or phase refused before it ran.
     except (FolderInUse, FileExistsError, SettingError, PhaseRefused) as error:
         raise SystemExit(str(error)) from None
+
+
+def pair_ranking(path):
+    """How the specialists' pairs were chosen (``confusing_pairs.json``).
+
+    Example
+    -------
+    >>> path = Path(getfixture("tmpdir")) / "pairs.json"
+    >>> _ = path.write_text(json.dumps({"ranked_from": "validation split, 40 "
+    ...     "clips", "min_pair_errors": 3, "pairs": [{"pair": ["a", "b"]}]}))
+    >>> pair_ranking(path)
+    {'ranked_from': 'validation split, 40 clips', 'min_pair_errors': 3, \
+'chosen': [['a', 'b']]}
+    """
+    ranking = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {
+        "ranked_from": ranking.get("ranked_from"),
+        "min_pair_errors": ranking.get("min_pair_errors"),
+        "chosen": [list(entry["pair"]) for entry in ranking["pairs"]],
+    }
 
 
 def run_option(run_opts, name):
@@ -627,6 +701,89 @@ def run_seeds(args, overrides, run_opts):
     for claim, seeds in table["orderings"].items():
         print(f"{claim}: {seeds} of {len(args.seeds)} seeds")
     return table
+
+
+def run_folds(args, overrides, run_opts):
+    """One pipeline per fold (and seed), then ``folds_summary.json``.
+
+    The folds are views of the data folder (``<output_folder>/folds``,
+    :func:`speechbrain_kd.folds.write_fold_views`) grouped by location; the
+    rows and comparisons pool every fold's test clips, each clip once per
+    seed.
+    """
+    top = Path(args.output_folder).resolve()
+    split_seed = overrides.get(
+        "seed", written_settings(HPARAMS / "baseline.yaml")["seed"]
+    )
+    try:
+        views = write_fold_views(
+            args.data_folder, top / "folds", args.folds, seed=split_seed
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"[pipeline] --folds={args.folds}: {error}") from None
+    summaries = {}
+    for seed in args.seeds or [None]:
+        for fold, view in enumerate(views, start=1):
+            where = f"fold{fold}" if seed is None else f"seed_{seed}/fold{fold}"
+            print(f"[pipeline] {where.replace('/', ', ')}", flush=True)
+            run_args = argparse.Namespace(
+                **dict(
+                    vars(args),
+                    output_folder=str(top / where),
+                    data_folder=str(view),
+                )
+            )
+            run_overrides = (
+                overrides if seed is None else dict(overrides, seed=seed)
+            )
+            key = fold if seed is None else (seed, fold)
+            summaries[key] = Pipeline(run_args, run_overrides, run_opts).run()
+    table = {
+        "folds": args.folds,
+        "seeds": args.seeds,
+        "models": {
+            row: pooled_accuracy(summaries, row)
+            for row in ("reference", "baseline", "ensemble", *STUDENT_ROWS)
+            if all(row in summary for summary in summaries.values())
+        },
+        "specialists": {
+            str(key): summary["specialists"]
+            for key, summary in summaries.items()
+        },
+        "comparisons": fold_comparisons(summaries, top / "folds" / FOLDS_FILE),
+    }
+    write_json_atomic(top / "folds_summary.json", table)
+    text = f"{folds_table(table)}\n\n{comparisons_table(table['comparisons'])}"
+    (top / "folds_table.md").write_text(text + "\n", encoding="utf-8")
+    print(f"\n{text}\n")
+    return table
+
+
+def count_at_least(low):
+    """An argparse type: an integer of at least ``low``.
+
+    Example
+    -------
+    >>> count_at_least(2)("5")
+    5
+    >>> count_at_least(2)("1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: give an integer >= 2, not '1'
+    """
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(
+                f"give an integer >= {low}, not {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def seed_list(text):

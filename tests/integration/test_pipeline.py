@@ -543,3 +543,60 @@ def check_comparisons(table, runs, seeds):
             sum(s["pair_errors"] for s in specs),
             sum(s["baseline_pair_errors"] for s in specs),
         ]
+
+
+def test_learning_curves_and_pair_ranking_reach_the_summary(pipeline_run):
+    from speechbrain_kd.epochs import LEARNING_CURVE
+    from speechbrain_kd.pairs import accuracy_outside_pair
+    from speechbrain_kd.plots import read_learning_curve
+
+    summary, out = pipeline_run["summary"], pipeline_run["folder"]
+    # Every trained phase wrote one curve row per epoch (15: TINY_OVERRIDES).
+    trained = ["baseline", "student", "kd_baseline", "control"]
+    trained += [s["output_folder"] for s in summary["specialists"]]
+    for folder in trained:
+        curve = read_learning_curve(out / folder / LEARNING_CURVE)
+        assert [int(epoch) for epoch in curve["epoch"]] == list(range(1, 16))
+    assert Path(summary["learning_curves"]).is_file()
+    pairs = json.loads((out / "baseline" / "confusing_pairs.json").read_text())
+    assert summary["pairs"]["ranked_from"] == pairs["ranked_from"]
+    assert summary["pairs"]["ranked_from"].startswith("validation split")
+    assert summary["pairs"]["chosen"] == [
+        s["pair"] for s in summary["specialists"]
+    ]
+    labels = summary["labels"]
+    for spec in summary["specialists"]:
+        results = json.loads(
+            (Path(spec["output_folder"]) / "test_results.json").read_text()
+        )
+        assert spec["accuracy_outside_pair"] == accuracy_outside_pair(
+            results["confusion_matrix"], labels, spec["pair"]
+        )
+        assert "outside its pair" in pipeline_run["stdout"]
+
+
+def test_folds_test_every_clip_once_and_pool_them(tiny_demo, tmp_path):
+    from speechbrain_kd.metrics import read_predictions
+
+    out = tmp_path / "folds"
+    result = run_script(
+        pipeline_args(tiny_demo, out, "--folds=2", "--number_of_epochs=2")
+    )
+    folds = json.loads((out / "folds" / "folds.json").read_text())["clips"]
+    assert set(folds.values()) == {1, 2}
+    table = json.loads((out / "folds_summary.json").read_text())
+    tested = {}
+    for fold in (1, 2):
+        summary = json.loads((out / f"fold{fold}" / "summary.json").read_text())
+        path = (
+            Path(summary["student"]["output_folder"]) / "test_predictions.csv"
+        )
+        for clip in read_predictions(path):
+            assert clip not in tested  # each clip tested by one fold
+            tested[clip] = fold
+    assert tested == folds  # ... and by the fold it belongs to
+    for row in ("reference", "baseline", "ensemble", "student"):
+        assert table["models"][row]["n_clips"] == len(folds)
+    assert table["comparisons"]["student_vs_ensemble"]["n_clips"] == len(folds)
+    assert "every clip tested once" in (out / "folds_table.md").read_text()
+    assert "| student |" in result.stdout
