@@ -459,3 +459,23 @@ def accuracy_outside_pair(matrix, labels, pair):
     if not clips:
         return None
     return float(np.diag(matrix)[outside].sum() / clips)
+
+
+def pair_ranking(path):
+    """How the specialists' pairs were chosen (``confusing_pairs.json``).
+
+    Example
+    -------
+    >>> path = Path(getfixture("tmpdir")) / "pairs.json"
+    >>> _ = path.write_text(json.dumps({"ranked_from": "validation split, 40 "
+    ...     "clips", "min_pair_errors": 3, "pairs": [{"pair": ["a", "b"]}]}))
+    >>> pair_ranking(path)
+    {'ranked_from': 'validation split, 40 clips', 'min_pair_errors': 3, \
+'chosen': [['a', 'b']]}
+    """
+    ranking = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {
+        "ranked_from": ranking.get("ranked_from"),
+        "min_pair_errors": ranking.get("min_pair_errors"),
+        "chosen": [list(entry["pair"]) for entry in ranking["pairs"]],
+    }

@@ -39,7 +39,6 @@ import sys
 import time
 from pathlib import Path
 
-import ruamel.yaml
 from dcase2019_prepare import prepare_from_settings, settings_scenes
 
 from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
@@ -58,21 +57,32 @@ from speechbrain_kd.hparams_preview import (
     SettingError,
     preview_hparams,
     written_settings,
-    yaml_value,
 )
 from speechbrain_kd.models import known_families
-from speechbrain_kd.pairs import accuracy_outside_pair, read_confusing_pairs
+from speechbrain_kd.pairs import (
+    accuracy_outside_pair,
+    pair_ranking,
+    read_confusing_pairs,
+)
 from speechbrain_kd.phase import (
     DataPreparationError,
     check_phase_limits,
     prepare_data,
 )
 from speechbrain_kd.phase_runner import (
-    RUN_OPTIONS,
     PhaseFailed,
     PhaseRefused,
     PhaseRunner,
     run_step,
+)
+from speechbrain_kd.pipeline_options import (
+    count_at_least,
+    export_formats,
+    parse_extra,
+    run_option,
+    seed_list,
+    yaml_mapping,
+    yes_or_no,
 )
 from speechbrain_kd.plots import plot_confusion_matrices, plot_learning_curves
 from speechbrain_kd.presets import (
@@ -102,31 +112,6 @@ PHASE_YAMLS = {
     "ensemble": "ensemble.yaml",
     "distill": "distill.yaml",
 }
-
-
-def parse_extra(extra):
-    """Split the pass-through options into hparams and run options.
-
-    The run options are SpeechBrain's own (``RunOptions``), given to every
-    phase as they are.
-
-    Example
-    -------
-    >>> parse_extra(["--lr=0.1", "--max_grad_norm=5", "--test_only"])
-    ({'lr': 0.1}, ['--max_grad_norm=5', '--test_only'])
-    """
-    overrides, run_opts = {}, []
-    for item in extra:
-        if not item.startswith("--"):
-            raise SystemExit(f"unexpected argument {item!r}")
-        key, _, value = item[2:].partition("=")
-        if key in RUN_OPTIONS:
-            run_opts.append(item)
-        elif not value:
-            raise SystemExit(f"give a value: --{key}=<value>")
-        else:
-            overrides[key] = yaml_value(value)
-    return overrides, run_opts
 
 
 class Pipeline:
@@ -644,42 +629,6 @@ def main(argv=None):
         raise SystemExit(str(error)) from None
 
 
-def pair_ranking(path):
-    """How the specialists' pairs were chosen (``confusing_pairs.json``).
-
-    Example
-    -------
-    >>> path = Path(getfixture("tmpdir")) / "pairs.json"
-    >>> _ = path.write_text(json.dumps({"ranked_from": "validation split, 40 "
-    ...     "clips", "min_pair_errors": 3, "pairs": [{"pair": ["a", "b"]}]}))
-    >>> pair_ranking(path)
-    {'ranked_from': 'validation split, 40 clips', 'min_pair_errors': 3, \
-'chosen': [['a', 'b']]}
-    """
-    ranking = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {
-        "ranked_from": ranking.get("ranked_from"),
-        "min_pair_errors": ranking.get("min_pair_errors"),
-        "chosen": [list(entry["pair"]) for entry in ranking["pairs"]],
-    }
-
-
-def run_option(run_opts, name):
-    """The value of ``--name=value`` among the run options, or None.
-
-    Example
-    -------
-    >>> run_option(["--precision=fp16", "--device=cuda:1"], "device")
-    'cuda:1'
-    """
-    values = [
-        value
-        for key, _, value in (item[2:].partition("=") for item in run_opts)
-        if key == name
-    ]
-    return values[-1] if values else None
-
-
 def run_seeds(args, overrides, run_opts):
     """One pipeline per seed, then ``seeds_summary.json`` and its table."""
     top = Path(args.output_folder).resolve()
@@ -757,117 +706,6 @@ def run_folds(args, overrides, run_opts):
     (top / "folds_table.md").write_text(text + "\n", encoding="utf-8")
     print(f"\n{text}\n")
     return table
-
-
-def count_at_least(low):
-    """An argparse type: an integer of at least ``low``.
-
-    Example
-    -------
-    >>> count_at_least(2)("5")
-    5
-    >>> count_at_least(2)("1")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: give an integer >= 2, not '1'
-    """
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(
-                f"give an integer >= {low}, not {text!r}"
-            )
-        return value
-
-    return parse
-
-
-def seed_list(text):
-    """Parse ``--seeds=1,2,3``.
-
-    Example
-    -------
-    >>> seed_list("1, 2,3")
-    [1, 2, 3]
-    >>> seed_list("")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: give one seed or more, e.g. --seeds=1,2,3
-    >>> seed_list("1,2,1")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: give distinct seeds: 1 is repeated in '1,2,1'
-    """
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of integers: {text!r}"
-        ) from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(
-            "give one seed or more, e.g. --seeds=1,2,3"
-        )
-    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
-    if twice:
-        raise argparse.ArgumentTypeError(
-            f"give distinct seeds: {', '.join(map(str, twice))} "
-            f"{'is' if len(twice) == 1 else 'are'} repeated in {text!r}"
-        )
-    return seeds
-
-
-def export_formats(text):
-    """Parse ``--export_formats=onnx,int8`` (checked before any training).
-
-    Example
-    -------
-    >>> export_formats("int8,onnx")
-    ['onnx', 'int8']
-    >>> export_formats("tflite")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: unknown export format(s) ['tflite']; ...
-    """
-    from speechbrain_kd.export_formats import parse_formats
-
-    try:
-        return parse_formats(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def yes_or_no(text):
-    """Parse a command-line boolean (``True``/``False``, as YAML reads it).
-
-    Example
-    -------
-    >>> yes_or_no("False"), yes_or_no("true")
-    (False, True)
-    >>> yes_or_no("maybe")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: give True or False, not 'maybe'
-    """
-    value = yaml_value(text)
-    if not isinstance(value, bool):
-        raise argparse.ArgumentTypeError(f"give True or False, not {text!r}")
-    return value
-
-
-def yaml_mapping(text):
-    """Parse a command-line YAML mapping (``"{n_mels: 40}"``)."""
-    try:
-        value = yaml_value(text)
-    except ruamel.yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f"not YAML: {error}") from None
-    if value is not None and not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"not a mapping: {text!r}")
-    return value
 
 
 if __name__ == "__main__":

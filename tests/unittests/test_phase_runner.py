@@ -181,7 +181,9 @@ def test_wiring_is_an_input_not_a_setting(phase):
 
 
 def test_speechbrain_run_options_reach_every_phase(tmp_path):
-    from pipeline import Pipeline, parse_extra
+    from pipeline import Pipeline
+
+    from speechbrain_kd.pipeline_options import parse_extra
 
     overrides, run_opts = parse_extra(
         ["--max_grad_norm=5", "--test_only", "--number_of_epochs=2"]
