@@ -1,11 +1,17 @@
 """The pipeline's summaries and tables: what each phase's results keep,
-the mean and spread over seeds, and the tables printed and written."""
+a run's ``summary.json`` and plots, the mean and spread over seeds, and
+the tables printed and written."""
 
 import json
 import statistics
 from pathlib import Path
 
+from speechbrain_kd.comparisons import summary_comparisons
 from speechbrain_kd.complexity import COMPLEXITY_FILE, describe_complexity
+from speechbrain_kd.epochs import LEARNING_CURVE
+from speechbrain_kd.files import write_json_atomic
+from speechbrain_kd.pairs import accuracy_outside_pair, pair_ranking
+from speechbrain_kd.plots import plot_confusion_matrices, plot_learning_curves
 
 # The rows trained like the student: its controls, then the student itself.
 STUDENT_ROWS = ("kd_baseline", "control", "student")
@@ -296,3 +302,129 @@ def folds_table(table):
             f"| {entry['n_clips']} |"
         )
     return "\n".join(lines)
+
+
+def _test_results(folder):
+    with open(Path(folder) / "test_results.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def pipeline_summary(header, rows, specialists, seconds, seed, output):
+    """Write a pipeline's ``summary.json``, confusion and learning-curve
+    plots from the results its phases wrote; return the summary.
+
+    Arguments
+    ---------
+    header : dict
+        What the run was made from (preset, data folder, data fingerprint):
+        the summary's first keys.
+    rows : dict of str -> path
+        ``reference``, ``baseline``, ``ensemble``, ``student`` and the
+        controls that ran, to their output folders.
+    specialists : dict of tuple -> path
+        Each specialist's pair (in rank order) to its output folder.
+    seconds : dict
+        Each phase's wall time (``phase_seconds``).
+    seed : int
+        The run's seed: the stratum of its paired comparisons.
+    output : pathlib.Path
+        The pipeline's output folder (the baseline's holds
+        ``confusing_pairs.json``).
+
+    Returns
+    -------
+    dict
+        The summary; each specialist entry keeps its confusion matrix.
+
+    Example
+    -------
+    >>> from speechbrain_kd.metrics import write_predictions
+    >>> out = Path(getfixture("tmpdir"))
+    >>> def phase(name, hits):
+    ...     ids = [f"c{i}" for i in range(len(hits))]
+    ...     write_predictions(out / name / "test_predictions.csv", ids,
+    ...                       [0] * len(ids), [[.9, .1] if h else [.1, .9]
+    ...                                        for h in hits], ["a", "b"])
+    ...     matrix = [[sum(hits), len(hits) - sum(hits)], [0, 0]]
+    ...     (out / name / "test_results.json").write_text(json.dumps({
+    ...         "accuracy": sum(hits) / len(hits), "labels": ["a", "b"],
+    ...         "confusion_matrix": matrix}))
+    ...     return out / name
+    >>> rows = {"reference": phase("reference", [1, 0] * 20),
+    ...         "baseline": phase("baseline", [1] * 40),
+    ...         "ensemble": phase("ensemble", [1] * 40),
+    ...         "student": phase("student", [1] * 40)}
+    >>> _ = (out / "baseline" / "confusing_pairs.json").write_text(
+    ...     json.dumps({"pairs": []}))
+    >>> summary = pipeline_summary({"preset": "demo"}, rows, {}, {}, 1, out)
+    >>> summary["baseline"]["accuracy"], summary["pairs"]["chosen"]
+    (1.0, [])
+    >>> summary["comparisons"]["baseline_vs_reference"]["difference"]
+    50.0
+    >>> sorted(p.name for p in out.glob("*.*"))
+    ['confusion_matrices.png', 'summary.json']
+    """
+    output = Path(output)
+    base = _test_results(rows["baseline"])
+    labels = base["labels"]
+    summary = {
+        **header,
+        "labels": labels,
+        **{
+            name: phase_entry(_test_results(folder), folder)
+            for name, folder in rows.items()
+        },
+        "pairs": pair_ranking(Path(rows["baseline"]) / "confusing_pairs.json"),
+        "specialists": [],
+        "phase_seconds": seconds,
+    }
+    matrices = {
+        "linear reference": summary["reference"]["confusion_matrix"],
+        "baseline": base["confusion_matrix"],
+    }
+    highlights, curves = {}, {"baseline": rows["baseline"]}
+    for pair, folder in specialists.items():
+        pair = list(pair)
+        spec = _test_results(folder)
+        summary["specialists"].append(
+            {
+                **phase_entry(spec, folder),
+                "pair": pair,
+                "pair_errors": spec["pair_errors"]["/".join(pair)],
+                "baseline_pair_errors": spec["baseline_pair_errors"][
+                    "/".join(pair)
+                ],
+                # What the specialist does to the other scenes.
+                "accuracy_outside_pair": accuracy_outside_pair(
+                    spec["confusion_matrix"], labels, pair
+                ),
+                "baseline_accuracy_outside_pair": accuracy_outside_pair(
+                    base["confusion_matrix"], labels, pair
+                ),
+            }
+        )
+        name = f"specialist {'-'.join(pair)}"
+        matrices[name] = spec["confusion_matrix"]
+        highlights[name] = [pair]
+        curves[name] = folder
+    for name in STUDENT_ROWS:
+        if name in summary:
+            matrices[name] = summary[name]["confusion_matrix"]
+            curves[name] = rows[name]
+    plot = output / "confusion_matrices.png"
+    plot_confusion_matrices(matrices, labels, plot, highlight_pairs=highlights)
+    summary["confusion_plot"] = str(plot)
+    curves = {
+        name: Path(folder) / LEARNING_CURVE
+        for name, folder in curves.items()
+        if (Path(folder) / LEARNING_CURVE).is_file()
+    }
+    if curves:
+        plot_learning_curves(curves, output / "learning_curves.png")
+        summary["learning_curves"] = str(output / "learning_curves.png")
+    for entry in ("reference", "baseline", "ensemble", *STUDENT_ROWS):
+        if entry in summary:
+            summary[entry].pop("confusion_matrix")
+    summary["comparisons"] = summary_comparisons({seed: summary})
+    write_json_atomic(output / "summary.json", summary)
+    return summary

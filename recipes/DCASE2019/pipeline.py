@@ -44,7 +44,6 @@ from dcase2019_prepare import prepare_from_settings, settings_scenes
 from speechbrain_kd.comparisons import comparisons_table, summary_comparisons
 from speechbrain_kd.complexity import LIMIT_SETTINGS, describe_complexity
 from speechbrain_kd.environment import check_device, one_line_faults
-from speechbrain_kd.epochs import LEARNING_CURVE
 from speechbrain_kd.experiment import FolderInUse, sole_writer
 from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.folds import (
@@ -60,8 +59,6 @@ from speechbrain_kd.hparams_preview import (
 )
 from speechbrain_kd.models import known_families
 from speechbrain_kd.pairs import (
-    accuracy_outside_pair,
-    pair_ranking,
     read_confusing_pairs,
 )
 from speechbrain_kd.phase import (
@@ -84,7 +81,6 @@ from speechbrain_kd.pipeline_options import (
     yaml_mapping,
     yes_or_no,
 )
-from speechbrain_kd.plots import plot_confusion_matrices, plot_learning_curves
 from speechbrain_kd.presets import (
     check_overrides,
     load_preset,
@@ -97,7 +93,7 @@ from speechbrain_kd.stamps import data_fingerprint
 from speechbrain_kd.summaries import (
     STUDENT_ROWS,
     folds_table,
-    phase_entry,
+    pipeline_summary,
     print_table,
     seeds_table,
     summarize_seeds,
@@ -421,97 +417,33 @@ class Pipeline:
         reference,
         controls=None,
     ):
-        """Write ``summary.json`` and the side-by-side confusion plot.
+        """Write ``summary.json`` and its plots, print its tables.
 
         ``controls`` maps ``kd_baseline`` and ``control`` (where they ran)
         to their folders: rows beside the student's.
         """
-
-        def results(folder):
-            with open(Path(folder) / "test_results.json") as f:
-                return json.load(f)
-
-        base = results(baseline)
-        summary = {
-            "preset": self.preset_name,
-            "data_folder": str(self.data_folder),
-            # What every phase below was made from (their stamps agree).
-            "data": self.data,
-            "labels": base["labels"],
-            "reference": phase_entry(results(reference), reference),
-            "baseline": phase_entry(base, baseline),
-            "ensemble": phase_entry(results(ensemble), ensemble),
-            "student": phase_entry(results(student), student),
-            **{
-                name: phase_entry(results(folder), folder)
-                for name, folder in (controls or {}).items()
-            },
-            "pairs": pair_ranking(baseline / "confusing_pairs.json"),
-            "specialists": [],
-            "phase_seconds": self.timings,
-        }
-        matrices = {
-            "linear reference": summary["reference"]["confusion_matrix"],
-            "baseline": base["confusion_matrix"],
-        }
-        highlights = {}
-        for pair, folder in zip(pairs, specialists, strict=True):
-            spec = results(folder)
-            name = "-".join(pair)
-            summary["specialists"].append(
-                {
-                    **phase_entry(spec, folder),
-                    "pair": pair,
-                    "pair_errors": spec["pair_errors"]["/".join(pair)],
-                    "baseline_pair_errors": spec["baseline_pair_errors"][
-                        "/".join(pair)
-                    ],
-                    # What the specialist does to the other scenes.
-                    "accuracy_outside_pair": accuracy_outside_pair(
-                        spec["confusion_matrix"], base["labels"], pair
-                    ),
-                    "baseline_accuracy_outside_pair": accuracy_outside_pair(
-                        base["confusion_matrix"], base["labels"], pair
-                    ),
-                }
-            )
-            matrices[f"specialist {name}"] = spec["confusion_matrix"]
-            highlights[f"specialist {name}"] = [pair]
-        for name in STUDENT_ROWS:
-            if name in summary:
-                matrices[name] = summary[name]["confusion_matrix"]
-        plot = self.output / "confusion_matrices.png"
-        plot_confusion_matrices(
-            matrices, base["labels"], plot, highlight_pairs=highlights
-        )
-        summary["confusion_plot"] = str(plot)
-        curves = {
-            name: Path(folder) / LEARNING_CURVE
-            for name, folder in (
-                ("baseline", baseline),
-                *zip(
-                    (f"specialist {'-'.join(p)}" for p in pairs),
-                    specialists,
-                    strict=True,
-                ),
-                ("student", student),
-                *(controls or {}).items(),
-            )
-            if (Path(folder) / LEARNING_CURVE).is_file()
-        }
-        if curves:
-            plot_learning_curves(curves, self.output / "learning_curves.png")
-            summary["learning_curves"] = str(
-                self.output / "learning_curves.png"
-            )
-        for entry in ("reference", "baseline", "ensemble", *STUDENT_ROWS):
-            if entry in summary:
-                summary[entry].pop("confusion_matrix")
         seed = self.phase_overrides("baseline.yaml", "baseline").get(
             "seed", written_settings(HPARAMS / "baseline.yaml")["seed"]
         )
-        summary["comparisons"] = summary_comparisons({seed: summary})
-        write_json_atomic(self.output / "summary.json", summary)
+        summary = pipeline_summary(
+            {
+                "preset": self.preset_name,
+                "data_folder": str(self.data_folder),
+                # What every phase below was made from (their stamps agree).
+                "data": self.data,
+            },
+            {
+                "reference": reference,
+                "baseline": baseline,
+                "ensemble": ensemble,
+                "student": student,
+                **(controls or {}),
+            },
+            dict(zip(map(tuple, pairs), specialists, strict=True)),
+            self.timings,
+            seed,
+            self.output,
+        )
         print_table(summary)
         print(f"\n{comparisons_table(summary['comparisons'])}")
         return summary
