@@ -17,7 +17,6 @@ validation locations inside the training folds. The folds' summaries are
 compared over all clips with :func:`fold_comparisons`.
 """
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -28,22 +27,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from speechbrain_kd.comparisons import PREDICTIONS_FILE, summary_comparisons
 from speechbrain_kd.files import write_json_atomic
 from speechbrain_kd.metrics import read_predictions
-from speechbrain_kd.tau_layout import write_tau_lists
+from speechbrain_kd.tau_layout import read_tau_rows, write_tau_lists
 
 FOLDS_FILE = "folds.json"
 LISTS = ("fold1_train.csv", "fold1_evaluate.csv")
-
-
-def _read_tab(path, needed):
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = [c for c in needed if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path} lacks the column(s) {missing}; TAU files are "
-                "tab-separated"
-            )
-        return list(enumerate(reader, start=2))
 
 
 def read_tau_clips(data_folder):
@@ -91,10 +78,10 @@ def read_tau_clips(data_folder):
                 "(audio/, meta.csv, evaluation_setup/fold1_*.csv)"
             )
     needed = ["filename", "scene_label", "identifier", "source_label"]
-    meta = {row["filename"]: row for _, row in _read_tab(paths[0], needed)}
+    meta = {row["filename"]: row for _, row in read_tau_rows(paths[0], needed)}
     clips, seen = [], {}
     for path in paths[1:]:
-        for line, row in _read_tab(path, ["filename"]):
+        for line, row in read_tau_rows(path, ["filename"]):
             name, where = row["filename"], f"{path}, line {line}"
             if name in seen:
                 raise ValueError(f"{where}: {name} is listed again")

@@ -16,12 +16,46 @@ Tab-separated, with headers, ``\\n`` line endings, UTF-8; the lists keep
 the clips in the order they are given (the caller fixes it).
 """
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
 SPLITS = ("train", "evaluate")
+
+
+def read_tau_rows(path, needed):
+    """Yield ``(line number, row)`` of a tab-separated TAU list or meta file.
+
+    Arguments
+    ---------
+    path : str or pathlib.Path
+        A file with a header line (``meta.csv``, ``fold1_train.csv`` ...).
+    needed : sequence of str
+        Columns the file must have.
+
+    Example
+    -------
+    >>> path = Path(getfixture("tmpdir")) / "fold1_train.csv"
+    >>> _ = path.write_text("filename\\tscene_label\\naudio/a.wav\\tbus\\n")
+    >>> list(read_tau_rows(path, ["filename"]))
+    [(2, {'filename': 'audio/a.wav', 'scene_label': 'bus'})]
+    >>> list(read_tau_rows(path, ["identifier"]))
+    Traceback (most recent call last):
+    ...
+    ValueError: ... lacks the column(s) ['identifier'] (found ['filename', \
+'scene_label']); TAU files are tab-separated
+    """
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = [c for c in needed if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path} lacks the column(s) {missing} (found "
+                f"{reader.fieldnames}); TAU files are tab-separated"
+            )
+        yield from enumerate(reader, start=2)
 
 
 def write_lines(path, header, lines):

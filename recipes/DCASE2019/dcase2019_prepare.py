@@ -36,6 +36,7 @@ import numpy as np
 import soundfile
 
 from speechbrain_kd.files import write_json_atomic
+from speechbrain_kd.tau_layout import read_tau_rows
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,8 @@ def prepare_dcase2019(
     rows, bad, seen, line_of = {}, [], {}, {}
     for split, fold_file in fold_files.items():
         rows[split] = []
-        for line, entry in _read_tsv(fold_file, ["filename", "scene_label"]):
+        needed = ["filename", "scene_label"]
+        for line, entry in read_tau_rows(fold_file, needed):
             where = f"{fold_file}, line {line}"
             name = entry["filename"]
             if name in seen:
@@ -181,7 +183,7 @@ def prepare_dcase2019(
     if subset is not None:
         train_names = {
             entry["filename"]
-            for _, entry in _read_tsv(fold_files["train"], ["filename"])
+            for _, entry in read_tau_rows(fold_files["train"], ["filename"])
         }
         for name, where in subset.items():
             if name not in train_names:
@@ -294,7 +296,7 @@ def _subset_file(data_folder, train_subset, split_setup_folder):
 def _read_subset(path):
     """``{filename: "file, line N"}`` of a subset file."""
     names = {}
-    for line, entry in _read_tsv(path, ["filename"]):
+    for line, entry in read_tau_rows(path, ["filename"]):
         where = f"{path}, line {line}"
         if entry["filename"] in names:
             raise ValueError(
@@ -400,7 +402,7 @@ def training_scenes(data_folder):
         return None
     return {
         entry["scene_label"]
-        for _, entry in _read_tsv(fold_file, ["filename", "scene_label"])
+        for _, entry in read_tau_rows(fold_file, ["filename", "scene_label"])
     }
 
 
@@ -451,23 +453,10 @@ def _manifests_exist(save_folder):
     return all((save_folder / f"{split}.csv").is_file() for split in SPLITS)
 
 
-def _read_tsv(path, needed):
-    """Yield ``(line number, row)`` of a tab-separated file with a header."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        missing = [c for c in needed if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"{path} lacks the column(s) {missing} (found "
-                f"{reader.fieldnames}); TAU files are tab-separated"
-            )
-        yield from enumerate(reader, start=2)
-
-
 def _read_meta(meta_file):
     meta = {}
     needed = ["filename", "scene_label", "identifier", "source_label"]
-    for line, row in _read_tsv(meta_file, needed):
+    for line, row in read_tau_rows(meta_file, needed):
         empty = [c for c in needed if not (row.get(c) or "").strip()]
         if empty:
             raise ValueError(
