@@ -175,14 +175,17 @@ def test_train_py_names_an_unwritable_output_folder(tmp_path, monkeypatch):
         return mkdir(path, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+    from speechbrain_kd.phase import phase_main
+
     train = recipe_train()
     with pytest.raises(SystemExit) as stop:
-        train.main(
+        phase_main(
             [
                 str(RECIPE / "hparams" / "baseline.yaml"),
                 f"--data_folder={data}",
                 f"--output_folder={out}",
-            ]
+            ],
+            train.TASK,
         )
     assert stop.value.code == (
         f"cannot write {out} (Permission denied): choose another "
