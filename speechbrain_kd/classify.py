@@ -190,10 +190,7 @@ class Classifier:
 def main(argv=None):
     """Command-line entry point: ``python -m speechbrain_kd.classify``.
 
-    Arguments
-    ---------
-    argv : list of str, optional
-        Default ``sys.argv[1:]``.
+    ``argv``: the command line's words (default ``sys.argv[1:]``).
 
     Example
     -------

@@ -807,10 +807,7 @@ def main(argv=None):
     Bad options end it as argparse does: a message on stderr and exit
     status 2, before anything is written.
 
-    Arguments
-    ---------
-    argv : list of str, optional
-        Default ``sys.argv[1:]``.
+    ``argv``: the command line's words (default ``sys.argv[1:]``).
 
     Example
     -------

@@ -445,10 +445,7 @@ def _put_in_place(tmp, target):
 def main(argv=None):
     """Command-line entry point (see the module docstring).
 
-    Arguments
-    ---------
-    argv : list of str, optional
-        Default ``sys.argv[1:]``.
+    ``argv``: the command line's words (default ``sys.argv[1:]``).
 
     Example
     -------

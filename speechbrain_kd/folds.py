@@ -355,13 +355,13 @@ def pooled_accuracy(summaries, row):
     -------
     >>> from speechbrain_kd.metrics import write_predictions
     >>> tmp = Path(getfixture("tmpdir"))
-    >>> def run(name, ids, hits):
-    ...     probs = [[0.9, 0.1] if hit else [0.1, 0.9] for hit in hits]
-    ...     write_predictions(tmp / name / "test_predictions.csv",
-    ...                       ids, [0] * len(ids), probs, ["a", "b"])
-    ...     return {"output_folder": str(tmp / name)}
-    >>> pooled_accuracy({1: {"baseline": run("b1", ["c1", "c2"], [1, 0])},
-    ...                  2: {"baseline": run("b2", ["c3"], [1])}}, "baseline")
+    >>> # fold 1 gets c1 right and c2 wrong, fold 2 gets c3 right
+    >>> for fold, ids, guesses in ((1, ["c1", "c2"], [[.9, .1], [.2, .8]]),
+    ...                            (2, ["c3"], [[.7, .3]])):
+    ...     write_predictions(tmp / f"b{fold}" / "test_predictions.csv", ids,
+    ...                       [0] * len(ids), guesses, ["a", "b"])
+    >>> pooled_accuracy({fold: {"baseline": {"output_folder": tmp / f"b{fold}"}}
+    ...                  for fold in (1, 2)}, "baseline")
     {'accuracy': 0.6666666666666666, 'n_clips': 3, 'folds': [1, 2]}
     """
     correct = clips = 0

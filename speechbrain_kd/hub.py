@@ -204,10 +204,7 @@ def audit_model(source, token=None):
 def main(argv=None):
     """Command-line entry point (see the module docstring).
 
-    Arguments
-    ---------
-    argv : list of str, optional
-        Default ``sys.argv[1:]``.
+    ``argv``: the command line's words (default ``sys.argv[1:]``).
 
     Example
     -------

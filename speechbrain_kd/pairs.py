@@ -427,15 +427,8 @@ def accuracy_outside_pair(matrix, labels, pair):
 
     A specialist is kept for its pair accuracy; this says what it does to
     the other scenes (a clip of another scene predicted as one of the
-    pair is an error).
-
-    Arguments
-    ---------
-    matrix : array-like ``[n, n]``
-        Confusion matrix (rows true, columns predicted).
-    labels : sequence of str
-        The scenes, in matrix order.
-    pair : sequence of two str
+    pair is an error). ``matrix``, ``labels`` and ``pair`` as
+    :func:`pair_errors` takes them.
 
     Returns
     -------
