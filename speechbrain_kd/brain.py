@@ -32,6 +32,11 @@ Hyperparameters read (all optional unless stated):
   their own accuracy in the results of :meth:`evaluate_split`.
 - ``kd_loss`` and ``soft_labels``: the distillation loss and the provider
   of teacher logits (``DistillationBrain`` only).
+
+One module (about 670 lines) because its two Brains share every hook:
+training step, mixup, center loss, the early-stopping feed, the learning
+curve and the evaluation that writes results; split, each half would import
+the other's internals.
 """
 
 import json

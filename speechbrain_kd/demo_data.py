@@ -39,6 +39,10 @@ three: left, centre, right; mono: one microphone in the middle): each
 source reaches them with its own time and level differences, and the
 backgrounds of the channels are partly decorrelated, as in a binaural
 recording. The same options and seed give byte-identical files.
+
+About 860 lines: the scene recipes (what each synthetic scene sounds like)
+are most of it, kept beside the generator that draws them so a reader sees
+both; the TAU layout writer is :mod:`speechbrain_kd.tau_layout`.
 """
 
 import argparse

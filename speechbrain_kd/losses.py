@@ -2,6 +2,11 @@
 
 Task-independent: any SpeechBrain classification recipe (speaker, keyword,
 event, music) can use them with clip-level logits ``[batch, classes]``.
+
+About 540 lines: the center loss, mixup (inputs and teacher logits) and
+the distillation loss with its option checks, its module form and
+:func:`build_kd_loss` (the published KD settings by name) are the losses a
+phase's YAML names, kept in the one module it imports them from.
 """
 
 import torch

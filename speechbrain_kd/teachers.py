@@ -13,6 +13,11 @@ Its teachers are of any kind of :mod:`speechbrain_kd.teacher_sources`
 (phase folders, inference folders, hub ids, stored logits). Labels are
 matched by name (``teacher_label_map`` maps other names), and a teacher at
 another sample rate gets its input resampled.
+
+About 510 lines: the ensemble, its posterior average and the matching of
+each teacher's labels and sample rate to the student's are one idea, the
+teachers as the student sees them; where a teacher comes from is
+:mod:`speechbrain_kd.teacher_sources`.
 """
 
 import hashlib

@@ -20,6 +20,10 @@ Skips the work when the manifests exist and ``prepare_opts.json`` records
 the same options and the same fingerprint of ``meta.csv`` and the fold
 files; redoes it otherwise. Call it through
 ``speechbrain.utils.distributed.run_on_main`` in multi-process training.
+
+About 620 lines because every check of the data (missing, unreadable,
+truncated, non-finite or mislabelled clips; clips on both sides of a split)
+reports in one message before training, and each has its own few lines.
 """
 
 import csv

@@ -31,6 +31,11 @@ configuration for real data on a GPU (``--preset=paper``), and ``demo``
 (the default, with or without ``--data_folder``), a log-mel CNN small
 enough for a few minutes on 2 CPU cores that learns a few hundred real
 clips too.
+
+About 650 lines: the run order of the method and its command line; presets,
+running a phase, summaries and option parsing are library modules
+(:mod:`speechbrain_kd.presets`, :mod:`~speechbrain_kd.phase_runner`,
+:mod:`~speechbrain_kd.summaries`, :mod:`~speechbrain_kd.pipeline_options`).
 """
 
 import argparse
