@@ -28,6 +28,7 @@ from speechbrain.utils.run_opts import RunOptions
 
 from speechbrain_kd.experiment import sole_writer
 from speechbrain_kd.files import write_json_atomic
+from speechbrain_kd.phase.errors import ERROR_FILE_ENV, read_error_report
 from speechbrain_kd.stamps import (
     RESULTS_FILE,
     clear_phase_folder,
@@ -39,7 +40,6 @@ from speechbrain_kd.stamps import (
 )
 
 # Where a failing phase writes its error (the runner sets it per phase).
-ERROR_FILE_VARIABLE = "SPEECHBRAIN_KD_ERROR_FILE"
 STAMP_FILE = "pipeline_phase.json"
 # SpeechBrain's own run options (``--device``, ``--max_grad_norm`` ...):
 # given to every phase as they are, never read as hparams.
@@ -108,7 +108,7 @@ def run_step(name, command, cwd=None):
     """
     with tempfile.TemporaryDirectory(prefix="phase-error-") as folder:
         error_file = Path(folder) / "error.json"
-        env = dict(os.environ, **{ERROR_FILE_VARIABLE: str(error_file)})
+        env = dict(os.environ, **{ERROR_FILE_ENV: str(error_file)})
         # What we printed comes before what the step prints.
         sys.stdout.flush()
         sys.stderr.flush()
@@ -138,32 +138,6 @@ def run_step(name, command, cwd=None):
         f"[pipeline] {name} failed (exit code {process.returncode}): "
         f"{report['error']}{where}"
     )
-
-
-def read_error_report(path):
-    """A failed phase's own report (:func:`run_step`), or None.
-
-    None where it wrote none, or one cut short (killed while writing).
-
-    Example
-    -------
-    >>> path = Path(getfixture("tmpdir")) / "error.json"
-    >>> read_error_report(path) is None
-    True
-    >>> _ = path.write_text('{"error": "no data", "log": null}')
-    >>> read_error_report(path)
-    {'error': 'no data', 'log': None}
-    >>> _ = path.write_text('{"error": "no')
-    >>> read_error_report(path) is None
-    True
-    """
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    if not isinstance(report, dict) or not report.get("error"):
-        return None
-    return report
 
 
 def changed_settings(previous, settings):

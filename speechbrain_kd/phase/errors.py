@@ -1,6 +1,7 @@
 """How a phase ends on an error: one line, and a report for its caller."""
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -84,3 +85,29 @@ class ErrorReport(contextlib.AbstractContextManager):
             },
         )
         return False
+
+
+def read_error_report(path):
+    """A failed phase's own report (what :class:`ErrorReport` wrote), or None.
+
+    None where it wrote none, or one cut short (killed while writing).
+
+    Example
+    -------
+    >>> path = Path(getfixture("tmpdir")) / "error.json"
+    >>> read_error_report(path) is None
+    True
+    >>> _ = path.write_text('{"error": "no data", "log": null}')
+    >>> read_error_report(path)
+    {'error': 'no data', 'log': None}
+    >>> _ = path.write_text('{"error": "no')
+    >>> read_error_report(path) is None
+    True
+    """
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(report, dict) or not report.get("error"):
+        return None
+    return report

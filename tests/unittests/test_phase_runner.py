@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from speechbrain_kd.phase_runner import (
-    ERROR_FILE_VARIABLE,
+    ERROR_FILE_ENV,
     PhaseFailed,
     PhaseRefused,
     PhaseRunner,
@@ -27,7 +27,7 @@ def test_a_failing_step_reports_the_error_and_log_it_wrote(tmp_path, capfd):
     seen = tmp_path / "seen.txt"
     step = python(f"""
         import json, os, pathlib, sys
-        path = os.environ["{ERROR_FILE_VARIABLE}"]
+        path = os.environ["{ERROR_FILE_ENV}"]
         pathlib.Path({str(seen)!r}).write_text(path)
         print("ValueError: a line of its output, not its error")
         print("epoch 1 done", file=sys.stderr)
@@ -52,7 +52,7 @@ def test_a_report_without_a_log_names_none(tmp_path):
     step = python(f"""
         import json, os, sys
         json.dump({{"error": "no data", "log": None}},
-                  open(os.environ["{ERROR_FILE_VARIABLE}"], "w"))
+                  open(os.environ["{ERROR_FILE_ENV}"], "w"))
         sys.exit(1)
     """)
     with pytest.raises(PhaseFailed) as failure:
@@ -99,7 +99,7 @@ def test_a_step_that_succeeds_leaves_no_report_behind(tmp_path):
     seen = tmp_path / "seen.txt"
     step = python(f"""
         import os, pathlib
-        path = os.environ["{ERROR_FILE_VARIABLE}"]
+        path = os.environ["{ERROR_FILE_ENV}"]
         pathlib.Path({str(seen)!r}).write_text(path)
         pathlib.Path(path).write_text("{{}}")
     """)
