@@ -44,10 +44,10 @@ RESAMPLES = 10_000
 BOOTSTRAP_SEED = 2019  # fixed: the same interval on every run
 PREDICTIONS_FILE = "test_predictions.csv"
 LEGEND = (
-    "difference: first minus second in accuracy points, pooled over seeds "
+    "difference: first minus second in accuracy points, pooled over {runs} "
     "(a specialist: the baseline's errors in its pair minus its own, in "
     "points of the pair's clips); holds: the 95 % interval (bootstrap over "
-    "clips within seeds) lies above zero and p < 0.05."
+    "clips within {runs}) lies above zero and p < 0.05."
 )
 
 # The paper's claims between two rows of a pipeline summary, first > second.
@@ -380,8 +380,20 @@ def summary_comparisons(summaries, claims=CLAIMS):
     return comparisons
 
 
-def comparisons_table(comparisons):
+def comparisons_table(comparisons, runs="seeds"):
     """The comparisons as a Markdown table, one claim a row.
+
+    Arguments
+    ---------
+    comparisons : dict
+        ``{claim: entry}`` (:func:`summary_comparisons`).
+    runs : str
+        What the entries pooled (``seeds``, or ``folds`` for ``--folds``),
+        named in the header and the legend.
+
+    Returns
+    -------
+    str
 
     Example
     -------
@@ -393,10 +405,11 @@ def comparisons_table(comparisons):
     ...     "specialist_1_vs_baseline_pair_errors": {"difference": 5.0,
     ...         "ci95": None, "note": "too few clips", "p_value": 0.5,
     ...         "n_clips": 24, "seeds": [1, 2], "holds": False,
-    ...         "pairs": ["a/b", "a/c", "a/b"], "errors": [3, 5]}}))
+    ...         "pairs": ["a/b", "a/c", "a/b"], "errors": [3, 5]}},
+    ...     runs="folds"))
     ... # doctest: +NORMALIZE_WHITESPACE
     | claim: first vs second | difference (points) | 95 % interval | \
-p (exact McNemar) | clips (seeds) | holds |
+p (exact McNemar) | clips (folds) | holds |
     |---|---|---|---|---|---|
     | student vs kd baseline | refused: other clips | | | (1) | no |
     | student vs ensemble | +2.5 | [+0.5, +4.5] | 0.031 | 600 (1, 2, 3) \
@@ -404,14 +417,14 @@ p (exact McNemar) | clips (seeds) | holds |
     | specialist 1 vs baseline: errors in a/b, a/c (3 vs 5) | +5.0 | \
 too few clips | 0.5 | 24 (1, 2) | no |
     <BLANKLINE>
-    difference: first minus second in accuracy points, pooled over seeds (a
+    difference: first minus second in accuracy points, pooled over folds (a
     specialist: the baseline's errors in its pair minus its own, in points
     of the pair's clips); holds: the 95 % interval (bootstrap over clips
-    within seeds) lies above zero and p < 0.05.
+    within folds) lies above zero and p < 0.05.
     """
     lines = [
         "| claim: first vs second | difference (points) | 95 % interval "
-        "| p (exact McNemar) | clips (seeds) | holds |",
+        f"| p (exact McNemar) | clips ({runs}) | holds |",
         "|---|---|---|---|---|---|",
     ]
     for key, entry in comparisons.items():
@@ -439,5 +452,5 @@ too few clips | 0.5 | 24 (1, 2) | no |
             f"{entry['p_value']:.2g} | {entry['n_clips']} ({seeds}) | "
             f"{'yes' if entry['holds'] else 'no'} |"
         )
-    lines.append(f"\n{LEGEND}")
+    lines.append("\n" + LEGEND.format(runs=runs))
     return "\n".join(lines)

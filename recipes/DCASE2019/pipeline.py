@@ -639,7 +639,8 @@ def run_folds(args, overrides, run_opts):
         "comparisons": fold_comparisons(summaries, top / "folds" / FOLDS_FILE),
     }
     write_json_atomic(top / "folds_summary.json", table)
-    text = f"{folds_table(table)}\n\n{comparisons_table(table['comparisons'])}"
+    comparisons = comparisons_table(table["comparisons"], runs="folds")
+    text = f"{folds_table(table)}\n\n{comparisons}"
     (top / "folds_table.md").write_text(text + "\n", encoding="utf-8")
     print(f"\n{text}\n")
     return table
