@@ -65,6 +65,42 @@ def mean_and_spread(values):
     }
 
 
+def outside_pair(specs, combine):
+    """The specialists' and the baseline's accuracy outside each pair.
+
+    ``{}`` unless every specialist has both (summaries before they were
+    kept have neither).
+
+    Arguments
+    ---------
+    specs : list of dict
+        Specialist entries of summaries (one rank, one per run).
+    combine : callable
+        Reduces the list of values of each key (:func:`mean_and_spread`,
+        :func:`statistics.fmean`).
+
+    Returns
+    -------
+    dict
+        ``accuracy_outside_pair`` and ``baseline_accuracy_outside_pair``.
+
+    Example
+    -------
+    >>> specs = [{"accuracy_outside_pair": 0.8,
+    ...           "baseline_accuracy_outside_pair": 0.7},
+    ...          {"accuracy_outside_pair": 0.6,
+    ...           "baseline_accuracy_outside_pair": 0.7}]
+    >>> outside_pair(specs, statistics.fmean)
+    {'accuracy_outside_pair': 0.7, 'baseline_accuracy_outside_pair': 0.7}
+    >>> outside_pair([{"pair_errors": 3}], statistics.fmean)
+    {}
+    """
+    keys = ("accuracy_outside_pair", "baseline_accuracy_outside_pair")
+    if not all(spec.get(key) is not None for spec in specs for key in keys):
+        return {}
+    return {key: combine([spec[key] for spec in specs]) for key in keys}
+
+
 def summarize_seeds(summaries):
     """Mean and spread over seeds of every row of the pipeline's summary.
 
@@ -122,6 +158,7 @@ def summarize_seeds(summaries):
                 "baseline_pair_errors": mean_and_spread(
                     [s["baseline_pair_errors"] for s in specs]
                 ),
+                **outside_pair(specs, mean_and_spread),
             }
         )
 
@@ -167,18 +204,26 @@ def seeds_table(table):
     Example
     -------
     >>> row = {"mean": 0.75, "std": 0.05, "values": [0.7, 0.8]}
+    >>> errors = lambda mean: {"mean": mean, "std": 1.0, "values": []}
+    >>> spec = {"rank": 1, "pairs": ["a/b", "a/b"], "accuracy": row,
+    ...         "pair_errors": errors(2), "baseline_pair_errors": errors(4),
+    ...         "accuracy_outside_pair": row,
+    ...         "baseline_accuracy_outside_pair": row}
     >>> print(seeds_table({"seeds": [1, 2], "models": {
     ...     "reference": row, "baseline": row, "ensemble": row,
-    ...     "control": row, "student": row}, "specialists": [],
+    ...     "control": row, "student": row}, "specialists": [spec],
     ...     "orderings": {}}))
     ... # doctest: +NORMALIZE_WHITESPACE
-    | model (2 seeds: 1, 2) | test accuracy | errors in its pair (baseline's) |
-    |---|---|---|
-    | linear reference (log-mel statistics) | 75.0 ± 5.0 % | |
-    | baseline | 75.0 ± 5.0 % | |
-    | ensemble | 75.0 ± 5.0 % | |
-    | control (true labels only) | 75.0 ± 5.0 % | |
-    | student | 75.0 ± 5.0 % | |
+    | model (2 seeds: 1, 2) | test accuracy | errors in its pair (baseline's) \
+| accuracy outside its pair (baseline's) |
+    |---|---|---|---|
+    | linear reference (log-mel statistics) | 75.0 ± 5.0 % | | |
+    | baseline | 75.0 ± 5.0 % | | |
+    | specialist 1 (a/b) | 75.0 ± 5.0 % | 2.0 ± 1.0 (4.0 ± 1.0) \
+| 75.0 ± 5.0 % (75.0 ± 5.0 %) |
+    | ensemble | 75.0 ± 5.0 % | | |
+    | control (true labels only) | 75.0 ± 5.0 % | | |
+    | student | 75.0 ± 5.0 % | | |
     """
 
     def percent(entry):
@@ -190,25 +235,33 @@ def seeds_table(table):
     seeds = ", ".join(map(str, table["seeds"]))
     lines = [
         f"| model ({len(table['seeds'])} seeds: {seeds}) | test accuracy "
-        "| errors in its pair (baseline's) |",
-        "|---|---|---|",
+        "| errors in its pair (baseline's) "
+        "| accuracy outside its pair (baseline's) |",
+        "|---|---|---|---|",
     ]
     names = {"reference": "linear reference (log-mel statistics)"}
     for name in ("reference", "baseline"):
         lines.append(
-            f"| {names.get(name, name)} | {percent(table['models'][name])} | |"
+            f"| {names.get(name, name)} | {percent(table['models'][name])} "
+            "| | |"
         )
     for spec in table["specialists"]:
         pairs = ", ".join(dict.fromkeys(spec["pairs"]))
+        outside = ""
+        if "accuracy_outside_pair" in spec:
+            outside = (
+                f"{percent(spec['accuracy_outside_pair'])} "
+                f"({percent(spec['baseline_accuracy_outside_pair'])})"
+            )
         lines.append(
             f"| specialist {spec['rank']} ({pairs}) | "
             f"{percent(spec['accuracy'])} | {count(spec['pair_errors'])} "
-            f"({count(spec['baseline_pair_errors'])}) |"
+            f"({count(spec['baseline_pair_errors'])}) | {outside} |"
         )
     for name in ("ensemble", *STUDENT_ROWS):
         if name in table["models"]:
             row = ROW_NAMES.get(name, name)
-            lines.append(f"| {row} | {percent(table['models'][name])} | |")
+            lines.append(f"| {row} | {percent(table['models'][name])} | | |")
     return "\n".join(lines)
 
 
@@ -282,10 +335,13 @@ def folds_table(table):
     >>> row = {"accuracy": 0.75, "n_clips": 200, "folds": [1, 2]}
     >>> print(folds_table({"folds": 2, "seeds": None, "models": {
     ...     "baseline": row, "control": row}}))
-    | model (2 folds, every clip tested once) | test accuracy | clips |
-    |---|---|---|
-    | baseline | 75.0 % | 200 |
-    | control (true labels only) | 75.0 % | 200 |
+    ... # doctest: +NORMALIZE_WHITESPACE
+    | model (2 folds, every clip tested once) | test accuracy | clips \
+| errors in its pair (baseline's) \
+| accuracy outside its pair (baseline's; mean over folds) |
+    |---|---|---|---|---|
+    | baseline | 75.0 % | 200 | | |
+    | control (true labels only) | 75.0 % | 200 | | |
     """
     seeds = table.get("seeds")
     runs = f"{table['folds']} folds"
@@ -293,15 +349,73 @@ def folds_table(table):
         runs += f" x {len(seeds)} seeds: {', '.join(map(str, seeds))}"
     names = {"reference": "linear reference (log-mel statistics)", **ROW_NAMES}
     lines = [
-        f"| model ({runs}, every clip tested once) | test accuracy | clips |",
-        "|---|---|---|",
+        f"| model ({runs}, every clip tested once) | test accuracy | clips "
+        "| errors in its pair (baseline's) "
+        "| accuracy outside its pair (baseline's; mean over folds) |",
+        "|---|---|---|---|---|",
     ]
-    for name, entry in table["models"].items():
-        lines.append(
-            f"| {names.get(name, name)} | {100 * entry['accuracy']:.1f} % "
-            f"| {entry['n_clips']} |"
+    models = dict(table["models"])
+    after_baseline = list(models).index("baseline") + 1 if models else 0
+    rows = [
+        f"| {names.get(name, name)} | {100 * entry['accuracy']:.1f} % "
+        f"| {entry['n_clips']} | | |"
+        for name, entry in models.items()
+    ]
+    rows[after_baseline:after_baseline] = fold_specialist_rows(
+        table.get("specialists", {})
+    )
+    return "\n".join([*lines, *rows])
+
+
+def fold_specialist_rows(specialists):
+    """The ``--folds`` table's rows of the specialists, one per rank.
+
+    A rank's accuracy is over the pooled test clips of the folds (from
+    each fold's confusion matrix), its pair errors and the baseline's are
+    summed over the folds, and its accuracy outside its pair is the mean
+    over the folds.
+
+    Arguments
+    ---------
+    specialists : dict
+        ``{fold key: that fold's summary's specialists}``.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> spec = {"pair": ["a", "b"], "confusion_matrix": [[3, 1], [0, 4]],
+    ...         "pair_errors": 1, "baseline_pair_errors": 3,
+    ...         "accuracy_outside_pair": 0.9,
+    ...         "baseline_accuracy_outside_pair": 0.8}
+    >>> fold_specialist_rows({"1": [spec], "2": [spec]})
+    ['| specialist 1 (a/b) | 87.5 % | 16 | 2 (6) | 90.0 % (80.0 %) |']
+    """
+    runs = list(specialists.values())
+    rows = []
+    for rank in range(min(map(len, runs), default=0)):
+        specs = [run[rank] for run in runs]
+        pairs = ", ".join(dict.fromkeys("/".join(s["pair"]) for s in specs))
+        right = sum(
+            sum(row[k] for k, row in enumerate(s["confusion_matrix"]))
+            for s in specs
         )
-    return "\n".join(lines)
+        clips = sum(sum(map(sum, s["confusion_matrix"])) for s in specs)
+        errors = sum(s["pair_errors"] for s in specs)
+        was = sum(s["baseline_pair_errors"] for s in specs)
+        outside = outside_pair(specs, statistics.fmean)
+        if outside:
+            outside = (
+                f"{100 * outside['accuracy_outside_pair']:.1f} % "
+                f"({100 * outside['baseline_accuracy_outside_pair']:.1f} %)"
+            )
+        rows.append(
+            f"| specialist {rank + 1} ({pairs}) | {100 * right / clips:.1f} % "
+            f"| {clips} | {errors} ({was}) | {outside or ''} |"
+        )
+    return rows
 
 
 def _test_results(folder):
