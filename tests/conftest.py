@@ -49,8 +49,8 @@ def pytest_addoption(parser):
     group.addoption(
         "--orderings",
         action="store_true",
-        help="run the paper's orderings over three seeds of the default "
-        "demo pipeline (about 25 min on 2 CPU cores)",
+        help="run the paper's claims over five seeds of the default "
+        "demo pipeline (about 40 min on 2 CPU cores)",
     )
     group.addoption(
         "--orderings_folder",
@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--orderings"):
         return
     skip = pytest.mark.skip(
-        reason="three seeds of the demo pipeline: run with --orderings"
+        reason="five seeds of the demo pipeline: run with --orderings"
     )
     for item in items:
         if "orderings" in item.keywords:

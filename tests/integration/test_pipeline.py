@@ -602,8 +602,12 @@ def test_folds_test_every_clip_once_and_pool_them(tiny_demo, tmp_path):
     assert "every clip tested once" in text
     assert "pooled over folds" in text and "pooled over seeds" not in text
     # Each rank of specialist has its row: pair errors summed over folds.
-    first = [json.loads((out / f"fold{f}" / "summary.json").read_text())[
-        "specialists"][0] for f in (1, 2)]
+    first = [
+        json.loads((out / f"fold{f}" / "summary.json").read_text())[
+            "specialists"
+        ][0]
+        for f in (1, 2)
+    ]
     errors = sum(s["pair_errors"] for s in first)
     was = sum(s["baseline_pair_errors"] for s in first)
     assert f"| {errors} ({was}) |" in text.split("| specialist 1 (")[1]
