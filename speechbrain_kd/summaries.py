@@ -6,6 +6,8 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from speechbrain_kd.comparisons import summary_comparisons
 from speechbrain_kd.complexity import COMPLEXITY_FILE, describe_complexity
 from speechbrain_kd.epochs import LEARNING_CURVE
@@ -354,17 +356,14 @@ def folds_table(table):
         "| accuracy outside its pair (baseline's; mean over folds) |",
         "|---|---|---|---|---|",
     ]
-    models = dict(table["models"])
-    after_baseline = list(models).index("baseline") + 1 if models else 0
-    rows = [
-        f"| {names.get(name, name)} | {100 * entry['accuracy']:.1f} % "
-        f"| {entry['n_clips']} | | |"
-        for name, entry in models.items()
-    ]
-    rows[after_baseline:after_baseline] = fold_specialist_rows(
-        table.get("specialists", {})
-    )
-    return "\n".join([*lines, *rows])
+    for name, entry in table["models"].items():
+        lines.append(
+            f"| {names.get(name, name)} | {100 * entry['accuracy']:.1f} % "
+            f"| {entry['n_clips']} | | |"
+        )
+        if name == "baseline":
+            lines.extend(fold_specialist_rows(table.get("specialists", {})))
+    return "\n".join(lines)
 
 
 def fold_specialist_rows(specialists):
@@ -398,22 +397,21 @@ def fold_specialist_rows(specialists):
     for rank in range(min(map(len, runs), default=0)):
         specs = [run[rank] for run in runs]
         pairs = ", ".join(dict.fromkeys("/".join(s["pair"]) for s in specs))
-        right = sum(
-            sum(row[k] for k, row in enumerate(s["confusion_matrix"]))
-            for s in specs
-        )
-        clips = sum(sum(map(sum, s["confusion_matrix"])) for s in specs)
+        matrices = [np.asarray(s["confusion_matrix"]) for s in specs]
+        right = sum(int(np.trace(m)) for m in matrices)
+        clips = sum(int(m.sum()) for m in matrices)
         errors = sum(s["pair_errors"] for s in specs)
         was = sum(s["baseline_pair_errors"] for s in specs)
-        outside = outside_pair(specs, statistics.fmean)
-        if outside:
-            outside = (
-                f"{100 * outside['accuracy_outside_pair']:.1f} % "
-                f"({100 * outside['baseline_accuracy_outside_pair']:.1f} %)"
-            )
+        means = outside_pair(specs, statistics.fmean)
+        outside = (
+            f"{100 * means['accuracy_outside_pair']:.1f} % "
+            f"({100 * means['baseline_accuracy_outside_pair']:.1f} %)"
+            if means
+            else ""
+        )
         rows.append(
             f"| specialist {rank + 1} ({pairs}) | {100 * right / clips:.1f} % "
-            f"| {clips} | {errors} ({was}) | {outside or ''} |"
+            f"| {clips} | {errors} ({was}) | {outside} |"
         )
     return rows
 
