@@ -39,7 +39,6 @@ from speechbrain_kd.stamps import (
     settings_record,
 )
 
-# Where a failing phase writes its error (the runner sets it per phase).
 STAMP_FILE = "pipeline_phase.json"
 # SpeechBrain's own run options (``--device``, ``--max_grad_norm`` ...):
 # given to every phase as they are, never read as hparams.

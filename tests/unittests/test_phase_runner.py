@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from speechbrain_kd.phase.errors import ERROR_FILE_ENV
 from speechbrain_kd.phase_runner import (
-    ERROR_FILE_ENV,
     PhaseFailed,
     PhaseRefused,
     PhaseRunner,
