@@ -45,8 +45,9 @@ def read_tau_clips(data_folder):
     Returns
     -------
     list of dict
-        ``filename``, ``scene``, ``identifier`` and ``device`` of each clip
-        of the two lists, in their order (training list first).
+        ``filename``, ``scene``, ``identifier``, ``device`` and ``split``
+        (``"train"`` or ``"evaluate"``: the list it is in) of each clip of
+        the two lists, in their order (training list first).
 
     Raises
     ------
@@ -64,8 +65,8 @@ def read_tau_clips(data_folder):
     ...      "identifier": "x-1", "split": "train"},
     ...     {"filename": "audio/b.wav", "scene": "bus",
     ...      "identifier": "y-2", "split": "evaluate"}])
-    >>> [c["identifier"] for c in read_tau_clips(folder)]
-    ['x-1', 'y-2']
+    >>> [(c["identifier"], c["split"]) for c in read_tau_clips(folder)]
+    [('x-1', 'train'), ('y-2', 'evaluate')]
     """
     folder = Path(data_folder)
     paths = [folder / "meta.csv"] + [
@@ -80,7 +81,7 @@ def read_tau_clips(data_folder):
     needed = ["filename", "scene_label", "identifier", "source_label"]
     meta = {row["filename"]: row for _, row in read_tau_rows(paths[0], needed)}
     clips, seen = [], {}
-    for path in paths[1:]:
+    for path, split in zip(paths[1:], ("train", "evaluate"), strict=True):
         for line, row in read_tau_rows(path, ["filename"]):
             name, where = row["filename"], f"{path}, line {line}"
             if name in seen:
@@ -95,6 +96,7 @@ def read_tau_clips(data_folder):
                     "scene": info["scene_label"],
                     "identifier": info["identifier"],
                     "device": info["source_label"],
+                    "split": split,
                 }
             )
     return clips
@@ -136,8 +138,8 @@ def assign_folds(clips, k, seed=0):
     n_groups = len(set(groups))
     if int(k) != k or not 2 <= k <= n_groups:
         raise ValueError(
-            f"--folds={k}: K must be an int from 2 to the number of "
-            f"recording locations (identifier), {n_groups} here"
+            "K must be an int from 2 to the number of recording locations "
+            f"(identifier), {n_groups} here; got {k}"
         )
     splitter = StratifiedGroupKFold(
         n_splits=int(k), shuffle=True, random_state=seed
@@ -161,7 +163,7 @@ def _link(target, link):
     link.symlink_to(target)
 
 
-def write_fold_views(data_folder, out_folder, k, seed=0):
+def write_fold_views(data_folder, out_folder, k, seed=0, training_only=False):
     """Write one TAU-layout view of ``data_folder`` per fold.
 
     ``<out_folder>/fold<i>/`` (i from 1) links each top-level entry of the
@@ -171,6 +173,10 @@ def write_fold_views(data_folder, out_folder, k, seed=0):
     ``<out_folder>/folds.json`` records ``k``, ``seed``, the data folder
     and each clip ID's fold (the ID is the file name's stem, as in the
     manifests). Rewriting with the same arguments gives the same files.
+    With ``training_only`` the folds split the training list alone and the
+    evaluation list's clips are in no view: the views of out-of-fold
+    predictions over the training clips, which rank the confusing pairs
+    without the test split (:func:`speechbrain_kd.pairs.pool_confusion`).
 
     Arguments
     ---------
@@ -182,6 +188,8 @@ def write_fold_views(data_folder, out_folder, k, seed=0):
         The number of folds.
     seed : int
         Shuffles the grouped folds.
+    training_only : bool
+        Split the clips of ``fold1_train.csv`` only.
 
     Returns
     -------
@@ -203,9 +211,15 @@ def write_fold_views(data_folder, out_folder, k, seed=0):
     >>> fold_of = json.loads((tmp / "folds/folds.json").read_text())["clips"]
     >>> sorted(set(fold_of.values()))
     [1, 2, 3, 4]
+    >>> inner = write_fold_views(views[0], tmp / "inner", 2, training_only=True)
+    >>> inner_of = json.loads((tmp / "inner/folds.json").read_text())["clips"]
+    >>> sorted(inner_of) == sorted(c for c, f in fold_of.items() if f != 1)
+    True
     """
     data_folder, out_folder = Path(data_folder), Path(out_folder)
     clips = read_tau_clips(data_folder)
+    if training_only:
+        clips = [c for c in clips if c["split"] == "train"]
     folds = assign_folds(clips, k, seed)
     tops = sorted({Path(c["filename"]).parts[0] for c in clips})
     views = []
@@ -228,6 +242,7 @@ def write_fold_views(data_folder, out_folder, k, seed=0):
             "k": int(k),
             "seed": seed,
             "group_by": "identifier",
+            "training_only": bool(training_only),
             "clips": {
                 Path(c["filename"]).stem: f + 1
                 for c, f in zip(clips, folds, strict=True)

@@ -9,7 +9,9 @@ Runs, each as ``train.py`` with its YAML (so every phase can also be run,
 resumed or inspected on its own):
 
 1. baseline (``hparams/baseline.yaml``),
-2. confusing pairs of the baseline on the validation split,
+2. confusing pairs of the baseline on the validation split (with
+   ``--ranking_folds=K``: on the out-of-fold predictions of K more
+   baselines over every training clip, grouped by location),
 3. one specialist per pair (``hparams/specialist.yaml``),
 4. the ensemble of baseline and specialists (``hparams/ensemble.yaml``),
 5. the student distilled from all of them (``hparams/distill.yaml``),
@@ -32,7 +34,7 @@ configuration for real data on a GPU (``--preset=paper``), and ``demo``
 enough for a few minutes on 2 CPU cores that learns a few hundred real
 clips too.
 
-About 650 lines: the run order of the method and its command line; presets,
+About 720 lines: the run order of the method and its command line; presets,
 running a phase, summaries and option parsing are library modules
 (:mod:`speechbrain_kd.presets`, :mod:`~speechbrain_kd.phase_runner`,
 :mod:`~speechbrain_kd.summaries`, :mod:`~speechbrain_kd.pipeline_options`).
@@ -119,6 +121,8 @@ class Pipeline:
     """Run the phases in order, skipping the ones already complete."""
 
     def __init__(self, args, overrides, run_opts):
+        self.args = args
+        self.run_opts = run_opts
         # Resolved: a folder named through a symbolic link is the same run.
         self.output = Path(args.output_folder).resolve()
         self.data_folder = Path(args.data_folder).resolve()
@@ -131,6 +135,7 @@ class Pipeline:
         self.student_model_options = args.student_model_options
         self.controls = getattr(args, "controls", True)
         self.min_pair_errors = getattr(args, "min_pair_errors", 0)
+        self.ranking_folds = getattr(args, "ranking_folds", None)
         self.export_formats = getattr(args, "export_formats", None)
         self.max_model_bytes = getattr(args, "max_model_bytes", None)
         if self.max_model_bytes is not None and not self.export_formats:
@@ -258,17 +263,73 @@ class Pipeline:
                 flush=True,
             )
 
-    def run(self):
-        """All phases, the summary table and ``summary.json``."""
-        self.check_student_limits()
-        self.data = self.prepare_data()
-        out = self.output
-        baseline = self.run_phase(
-            "baseline",
-            "baseline.yaml",
-            output_folder=str(out / "baseline"),
+    def seed(self):
+        """The seed every phase of this run is given."""
+        return self.phase_overrides("baseline.yaml", "baseline").get(
+            "seed", written_settings(HPARAMS / "baseline.yaml")["seed"]
         )
-        start = time.time()
+
+    def train_baseline(self, name="baseline"):
+        """Prepare the manifests and train the baseline; its folder."""
+        self.data = self.prepare_data()
+        return self.run_phase(
+            name, "baseline.yaml", output_folder=str(self.output / "baseline")
+        )
+
+    def ranking_views(self):
+        """The data views of the ``--ranking_folds`` baselines ([] without).
+
+        Written before any training, so that a K above the number of
+        training locations is refused at once.
+        """
+        if not self.ranking_folds:
+            return []
+        try:
+            return write_fold_views(
+                self.data_folder,
+                self.output / "pair_ranking" / "folds",
+                self.ranking_folds,
+                seed=self.seed(),
+                training_only=True,
+            )
+        except (ValueError, FileNotFoundError) as error:
+            raise SystemExit(
+                f"[pipeline] --ranking_folds={self.ranking_folds}: {error}"
+            ) from None
+
+    def out_of_fold_results(self, views):
+        """The ``test_results.json`` of one baseline per ranking view.
+
+        Each trains (and picks its checkpoint on a validation split drawn)
+        inside K-1 folds of the training clips, grouped by location, and is
+        tested on the fold it left out: their summed confusion matrix holds
+        every training clip once, so the pairs are ranked from all of them
+        instead of the validation split, and never from the test split.
+        """
+        top = self.output / "pair_ranking"
+        results = []
+        for fold, view in enumerate(views, start=1):
+            args = dict(
+                vars(self.args),
+                data_folder=str(view),
+                output_folder=str(top / f"fold{fold}"),
+            )
+            inner = Pipeline(
+                argparse.Namespace(**args), self.overrides, self.run_opts
+            )
+            name = f"baseline:ranking fold {fold} of {len(views)}"
+            folder = inner.train_baseline(name)
+            self.timings[name] = inner.timings[name]
+            results.append(folder / "test_results.json")
+        return results
+
+    def rank_pairs(self, baseline, ranking_views=()):
+        """Phase 2: the confusing pairs that get a specialist.
+
+        Ranked on the baseline's validation split or, given the views of
+        ``--ranking_folds``, on the out-of-fold predictions over the
+        training clips (``confusing_pairs.json`` and the log say which).
+        """
         top_k = self.overrides.get(
             "top_k_pairs",
             self.preset.get("specialist", {}).get(
@@ -276,22 +337,30 @@ class Pipeline:
                 written_settings(HPARAMS / "specialist.yaml")["top_k_pairs"],
             ),
         )
-        run_step(
-            "confusing pairs",
-            [
-                sys.executable,
-                str(RECIPE / "find_confusing_pairs.py"),
-                str(baseline),
-                f"--top_k={top_k}",
-                f"--min_pair_errors={self.min_pair_errors}",
-            ],
-        )
-        self.timings["confusing_pairs"] = time.time() - start
-        reference = self.run_reference(baseline)
-        pairs = [
-            list(p["pair"])
-            for p in read_confusing_pairs(baseline / "confusing_pairs.json")
+        command = [
+            sys.executable,
+            str(RECIPE / "find_confusing_pairs.py"),
+            str(baseline),
+            f"--top_k={top_k}",
+            f"--min_pair_errors={self.min_pair_errors}",
         ]
+        if ranking_views:
+            results = self.out_of_fold_results(ranking_views)
+            command += ["--fold_results", *map(str, results)]
+        start = time.time()
+        run_step("confusing pairs", command)
+        self.timings["confusing_pairs"] = time.time() - start
+        ranked = read_confusing_pairs(baseline / "confusing_pairs.json")
+        return [list(p["pair"]) for p in ranked]
+
+    def run(self):
+        """All phases, the summary table and ``summary.json``."""
+        self.check_student_limits()
+        ranking_views = self.ranking_views()
+        baseline = self.train_baseline()
+        out = self.output
+        pairs = self.rank_pairs(baseline, ranking_views)
+        reference = self.run_reference(baseline)
         specialists = []
         for pair in pairs:
             folder = self.run_phase(
@@ -427,9 +496,7 @@ class Pipeline:
         ``controls`` maps ``kd_baseline`` and ``control`` (where they ran)
         to their folders: rows beside the student's.
         """
-        seed = self.phase_overrides("baseline.yaml", "baseline").get(
-            "seed", written_settings(HPARAMS / "baseline.yaml")["seed"]
-        )
+        seed = self.seed()
         summary = pipeline_summary(
             {
                 "preset": self.preset_name,
@@ -495,6 +562,14 @@ def main(argv=None):
         type=count_at_least(0),
         help="a pair of scenes the baseline confused fewer times (both ways, "
         "on the split that ranks them) gets no specialist; default 0",
+    )
+    parser.add_argument(
+        "--ranking_folds",
+        default=None,
+        type=count_at_least(2),
+        help="K: rank the confusing pairs on the out-of-fold predictions "
+        "of K more baselines over the training clips (K-fold, grouped by "
+        "location) instead of the validation split; default: validation",
     )
     parser.add_argument(
         "--folds",

@@ -396,6 +396,7 @@ def test_a_failing_phase_shows_its_own_error(tiny_demo, tmp_path):
         ),
         ("--export_formats=tflite", "unknown export format(s) ['tflite']"),
         ("--max_model_bytes=128000", "give --export_formats too"),
+        ("--ranking_folds=1000", "--ranking_folds=1000: K must be an int"),
     ],
 )
 def test_bad_pipeline_options_are_refused_before_any_work(
@@ -612,3 +613,39 @@ def test_folds_test_every_clip_once_and_pool_them(tiny_demo, tmp_path):
     was = sum(s["baseline_pair_errors"] for s in first)
     assert f"| {errors} ({was}) |" in text.split("| specialist 1 (")[1]
     assert "| student |" in result.stdout
+
+
+def test_pairs_ranked_out_of_fold_see_every_training_clip_and_no_test_clip(
+    tiny_demo, tmp_path
+):
+    from speechbrain_kd.metrics import read_predictions
+
+    out = tmp_path / "ranked"
+    result = run_script(
+        pipeline_args(
+            tiny_demo, out, "--ranking_folds=2", "--number_of_epochs=2"
+        )
+    )
+    manifests = out / "manifests"
+    training = set()
+    for split in ("train", "valid"):
+        rows = (manifests / f"{split}.csv").read_text().splitlines()[1:]
+        training |= {row.split(",")[0] for row in rows}
+    test_rows = (manifests / "test.csv").read_text().splitlines()[1:]
+    test = {row.split(",")[0] for row in test_rows}
+    # Each ranking baseline is tested on the training clips it left out.
+    ranked = []
+    for fold in (1, 2):
+        folder = out / "pair_ranking" / f"fold{fold}" / "baseline"
+        ranked += list(read_predictions(folder / "test_predictions.csv"))
+    assert sorted(ranked) == sorted(training)
+    assert not test & set(ranked)
+    pairs = json.loads((out / "baseline" / "confusing_pairs.json").read_text())
+    source = (
+        f"out-of-fold predictions of {len(training)} training clips (2 folds)"
+    )
+    assert pairs["ranked_from"] == source
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pairs"]["ranked_from"] == source
+    assert f"[pairs] {source}" in result.stdout
+    assert "baseline:ranking fold 2 of 2" in summary["phase_seconds"]
