@@ -107,7 +107,9 @@ def summarize_seeds(summaries):
     """Mean and spread over seeds of every row of the pipeline's summary.
 
     Specialists are matched by rank (the most confused pair first): the
-    pairs are chosen per seed, so the same rank can name other scenes.
+    pairs are chosen per seed, so the same rank can name other scenes, and
+    a rank covers the seeds that trained one (``seeds``: a seed whose
+    baseline confused fewer pairs has fewer specialists).
     ``orderings`` counts the seeds where each of the paper's claims holds.
 
     Arguments
@@ -134,6 +136,10 @@ def summarize_seeds(summaries):
     (0.75, {'baseline > reference': 2, 'ensemble >= baseline': 2, \
 'student >= ensemble': 1, 'every specialist cuts its pair errors': 1})
     >>> runs = {1: run(.5, .7, .8, .8, 2, 4), 2: run(.5, .8, .8, .7, 3, 3)}
+    >>> runs[1]["specialists"] *= 2  # seed 1 trained a second specialist
+    >>> [(s["rank"], s["seeds"]) for s in summarize_seeds(runs)["specialists"]]
+    [(1, [1, 2]), (2, [1])]
+    >>> runs = {1: run(.5, .7, .8, .8, 2, 4), 2: run(.5, .8, .8, .7, 3, 3)}
     >>> for seed, control in ((1, .75), (2, .7)):
     ...     runs[seed]["control"] = {"accuracy": control}
     >>> summarize_seeds(runs)["orderings"]["student > control"]
@@ -147,11 +153,13 @@ def summarize_seeds(summaries):
         if all(name in run for run in runs)
     }
     specialists = []
-    for rank in range(min(len(run["specialists"]) for run in runs)):
-        specs = [run["specialists"][rank] for run in runs]
+    for rank in range(max(len(run["specialists"]) for run in runs)):
+        having = [s for s in seeds if len(summaries[s]["specialists"]) > rank]
+        specs = [summaries[s]["specialists"][rank] for s in having]
         specialists.append(
             {
                 "rank": rank + 1,
+                "seeds": having,
                 "pairs": ["/".join(spec["pair"]) for spec in specs],
                 "accuracy": mean_and_spread([s["accuracy"] for s in specs]),
                 "pair_errors": mean_and_spread(
@@ -226,6 +234,11 @@ def seeds_table(table):
     | ensemble | 75.0 ± 5.0 % | | |
     | control (true labels only) | 75.0 ± 5.0 % | | |
     | student | 75.0 ± 5.0 % | | |
+    >>> second = dict(spec, rank=2, pairs=["c/d"], seeds=[2])
+    >>> print(seeds_table({"seeds": [1, 2], "models": {
+    ...     "reference": row, "baseline": row, "ensemble": row},
+    ...     "specialists": [spec, second]}).splitlines()[5][:36])
+    | specialist 2 (seeds 2: c/d) | 75.0
     """
 
     def percent(entry):
@@ -255,6 +268,8 @@ def seeds_table(table):
                 f"{percent(spec['accuracy_outside_pair'])} "
                 f"({percent(spec['baseline_accuracy_outside_pair'])})"
             )
+        if spec.get("seeds", table["seeds"]) != table["seeds"]:
+            pairs = f"seeds {', '.join(map(str, spec['seeds']))}: {pairs}"
         lines.append(
             f"| specialist {spec['rank']} ({pairs}) | "
             f"{percent(spec['accuracy'])} | {count(spec['pair_errors'])} "
@@ -372,7 +387,8 @@ def fold_specialist_rows(specialists):
     A rank's accuracy is over the pooled test clips of the folds (from
     each fold's confusion matrix), its pair errors and the baseline's are
     summed over the folds, and its accuracy outside its pair is the mean
-    over the folds.
+    over the folds; a rank that some folds did not train names the folds
+    that did.
 
     Arguments
     ---------
@@ -391,12 +407,16 @@ def fold_specialist_rows(specialists):
     ...         "baseline_accuracy_outside_pair": 0.8}
     >>> fold_specialist_rows({"1": [spec], "2": [spec]})
     ['| specialist 1 (a/b) | 87.5 % | 16 | 2 (6) | 90.0 % (80.0 %) |']
+    >>> fold_specialist_rows({"1": [spec, spec], "2": [spec]})[1]
+    '| specialist 2 (folds 1: a/b) | 87.5 % | 8 | 1 (3) | 90.0 % (80.0 %) |'
     """
-    runs = list(specialists.values())
     rows = []
-    for rank in range(min(map(len, runs), default=0)):
-        specs = [run[rank] for run in runs]
+    for rank in range(max(map(len, specialists.values()), default=0)):
+        having = [k for k, run in specialists.items() if len(run) > rank]
+        specs = [specialists[k][rank] for k in having]
         pairs = ", ".join(dict.fromkeys("/".join(s["pair"]) for s in specs))
+        if len(having) < len(specialists):
+            pairs = f"folds {', '.join(map(str, having))}: {pairs}"
         matrices = [np.asarray(s["confusion_matrix"]) for s in specs]
         right = sum(int(np.trace(m)) for m in matrices)
         clips = sum(int(m.sum()) for m in matrices)
