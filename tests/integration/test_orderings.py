@@ -12,7 +12,7 @@ paired comparison pooled over the seeds still holds (its 95 % interval
 above zero and the exact McNemar test below 5 %), and for the others
 that they were measured on every clip of every seed.
 
-About 7.5 minutes a seed on 2 CPU cores, beyond CI's budget: it runs with
+About 10 minutes a seed on 2 CPU cores, beyond CI's budget: it runs with
 ``pytest -m orderings --orderings``; ``--orderings_folder=DIR`` keeps the
 runs there, and a second call reuses the finished phases.
 """
@@ -30,13 +30,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.orderings]
 
 SEEDS = (1, 2, 3, 4, 5)
 TEST_CLIPS = 200  # the demo set's test split
-# The comparisons that hold in the README's demo table (5 seeds); the
-# student's claims do not (README, "Results").
-HOLDING = (
-    "baseline_vs_reference",
-    "ensemble_vs_baseline",
-    "specialist_2_vs_baseline_pair_errors",
-)
+# The comparisons that hold in the README's demo table (5 seeds); with the
+# baseline converged, the specialists', the ensemble's and the student's
+# claims do not (README, "Results").
+HOLDING = ("baseline_vs_reference",)
 
 
 @pytest.fixture(scope="module")
