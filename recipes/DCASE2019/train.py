@@ -57,12 +57,46 @@ def check_target_pair(settings):
         )
 
 
+TEACHER_VIEWS = ("clip", "student_input")
+
+
+def check_teacher_view(settings):
+    """Refuse a ``teacher_view`` the distillation phase cannot give."""
+    view = settings.get("teacher_view", "clip")
+    if view not in TEACHER_VIEWS:
+        raise SettingError(
+            f"--teacher_view={view!r} must be one of {', '.join(TEACHER_VIEWS)}"
+        )
+    if view != "student_input":
+        return
+    if settings.get("soft_label_mode") != "online":
+        raise SettingError(
+            "--teacher_view=student_input needs --soft_label_mode=online "
+            "(a cache cannot hold the teachers' view of every random crop)"
+        )
+    if settings.get("multi_segment"):
+        raise SettingError(
+            "--teacher_view=student_input: the teachers hear the student's "
+            "crop alone; set --multi_segment=False"
+        )
+
+
+def check_scene_settings(settings):
+    """The recipe's own checks, before anything is trained."""
+    check_target_pair(settings)
+    check_teacher_view(settings)
+
+
 def teacher_view_keys(hparams, train, dataset, split):
     """Add what the teachers see in the distillation phase.
 
     ``partner_id`` is another random clip of the same scene (the paper's
-    multi-segment input); ``teacher_sig`` is the full clip, joined in time
-    with the partner when ``multi_segment`` is on (online soft labels only).
+    multi-segment input); ``teacher_sig`` (online soft labels only) is the
+    full clip, joined in time with the partner when ``multi_segment`` is on,
+    or with ``teacher_view: student_input`` the student's own crop, so that
+    teacher and student judge the same audio (the "consistent teaching" of
+    Beyer et al., "Knowledge distillation: A good teacher is patient and
+    consistent", CVPR 2022).
     """
     if hparams["phase"] != "distill" or split != "train":
         return []
@@ -82,7 +116,17 @@ def teacher_view_keys(hparams, train, dataset, split):
 
     sb.dataio.dataset.add_dynamic_item([dataset], partner_pipeline)
     keys = ["partner_id"]
-    if hparams["soft_label_mode"] == "online":
+    if hparams["soft_label_mode"] != "online":
+        return keys
+    if hparams.get("teacher_view", "clip") == "student_input":
+
+        @sb.utils.data_pipeline.takes("sig")
+        @sb.utils.data_pipeline.provides("teacher_sig")
+        def student_view_pipeline(sig):
+            return sig
+
+        sb.dataio.dataset.add_dynamic_item([dataset], student_view_pipeline)
+    else:
         rate, channels = hparams["sample_rate"], hparams["n_channels"]
 
         @sb.utils.data_pipeline.takes("wav", "partner_id")
@@ -95,7 +139,7 @@ def teacher_view_keys(hparams, train, dataset, split):
             return torch.cat([clip, partner], dim=0)
 
         sb.dataio.dataset.add_dynamic_item([dataset], teacher_pipeline)
-        keys.append("teacher_sig")
+    keys.append("teacher_sig")
     return keys
 
 
@@ -141,7 +185,7 @@ TASK = PhaseTask(
     label_column="scene",
     prepare=prepare_from_settings,
     training_labels=settings_scenes,
-    check_settings=check_target_pair,
+    check_settings=check_scene_settings,
     dataset_keys=teacher_view_keys,
     train_loader_kwargs=train_loader_kwargs,
     runs=specialist_overrides,

@@ -12,7 +12,8 @@ import speechbrain as sb
 import torch
 
 from speechbrain_kd.audio import load_audio
-from speechbrain_kd.dataio import ClipDraws
+from speechbrain_kd.dataio import ClipDraws, audio_pipeline
+from speechbrain_kd.hparams_preview import SettingError
 from tests.conftest import RECIPE
 
 RATE = 8000
@@ -36,32 +37,48 @@ def train_script():
 
 @pytest.fixture
 def train_set(tmp_path):
-    """A train split whose clips are told apart by their first sample."""
+    """A train split whose clips are told apart by their first sample
+    and whose crops by where they start."""
     data = {}
     for scene, n in SCENES.items():
         for k in range(n):
             clip_id = f"{scene}-{k}"
             path = tmp_path / f"{clip_id}.wav"
             value = (len(data) + 1) / 100
-            soundfile.write(path, np.full((RATE // 10, 2), value), RATE)
+            ramp = np.arange(RATE // 10)[:, None] / RATE  # crops differ
+            soundfile.write(path, value + ramp * [1, 1], RATE)
             data[clip_id] = {"wav": str(path), "scene": scene}
     return sb.dataio.dataset.DynamicItemDataset(data)
 
 
-def views(train_script, train_set, mode, multi_segment, seed=1, epochs=8):
-    """The (clip, partner, teacher input) of every clip over some epochs."""
+def views(
+    train_script,
+    train_set,
+    mode,
+    multi_segment,
+    seed=1,
+    epochs=8,
+    teacher_view="clip",
+):
+    """The (clip, its crop, partner, teacher input) of every clip over some
+    epochs; the student's crops are 0.05 s, as the phase's data draws them."""
+    draws = ClipDraws(seed)
     hparams = {
         "phase": "distill",
         "soft_label_mode": mode,
         "multi_segment": multi_segment,
+        "teacher_view": teacher_view,
         "sample_rate": RATE,
         "n_channels": 2,
-        "clip_draws": ClipDraws(seed),
+        "clip_draws": draws,
     }
+    sb.dataio.dataset.add_dynamic_item(
+        [train_set], audio_pipeline(RATE, 2, crop_seconds=0.05, draws=draws)
+    )
     keys = train_script.teacher_view_keys(
         hparams, train_set, train_set, "train"
     )
-    train_set.set_output_keys(["id", "scene", *keys])
+    train_set.set_output_keys(["id", "scene", "sig", *keys])
     seen = []
     for epoch in range(epochs):
         hparams["clip_draws"].set_epoch(epoch)
@@ -120,6 +137,46 @@ def test_single_segment_online_teacher_input_is_the_clip(
     for item in seen[: len(train_set)]:
         clip = load_audio(wav_of[item["id"]], RATE, 2)
         assert torch.equal(item["teacher_sig"], clip)
+
+
+def test_consistent_teacher_input_is_the_students_crop(
+    train_script, train_set
+):
+    keys, seen = views(
+        train_script, train_set, "online", False, teacher_view="student_input"
+    )
+    assert keys == ["partner_id", "teacher_sig"]
+    for item in seen:
+        assert item["teacher_sig"].shape == (RATE // 20, 2)
+        assert torch.equal(item["teacher_sig"], item["sig"])
+    # The crop moves with the epoch, and the teachers' view with it.
+    first_clip = [item["teacher_sig"] for item in seen[:: len(train_set)]]
+    assert any(not torch.equal(first_clip[0], view) for view in first_clip)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"teacher_view": "crop"}, "must be one of clip, student_input"),
+        (
+            {"teacher_view": "student_input", "soft_label_mode": "cached"},
+            "needs --soft_label_mode=online",
+        ),
+        (
+            {
+                "teacher_view": "student_input",
+                "soft_label_mode": "online",
+                "multi_segment": True,
+            },
+            "set --multi_segment=False",
+        ),
+    ],
+)
+def test_teacher_view_the_phase_cannot_give_is_refused(
+    train_script, settings, message
+):
+    with pytest.raises(SettingError, match=message):
+        train_script.check_teacher_view(settings)
 
 
 def test_cached_mode_reads_no_teacher_audio(train_script, train_set):
