@@ -139,9 +139,7 @@ def test_single_segment_online_teacher_input_is_the_clip(
         assert torch.equal(item["teacher_sig"], clip)
 
 
-def test_consistent_teacher_input_is_the_students_crop(
-    train_script, train_set
-):
+def test_consistent_teacher_input_is_the_students_crop(train_script, train_set):
     keys, seen = views(
         train_script, train_set, "online", False, teacher_view="student_input"
     )
