@@ -371,6 +371,7 @@ class Pipeline:
                 target_pair=pair,
             )
             specialists.append(folder)
+        unused = self.unused_specialists(specialists)
         teachers = [str(baseline)] + [str(f) for f in specialists]
         ensemble = self.run_phase(
             "ensemble",
@@ -400,10 +401,33 @@ class Pipeline:
         summary = self.summarize(
             baseline, pairs, specialists, ensemble, student, reference, controls
         )
+        if unused:
+            summary["unused_specialists"] = [str(f) for f in unused]
         if self.export_formats:
             summary["export"] = self.export_student(student)
+        if unused or self.export_formats:
             write_json_atomic(self.output / "summary.json", summary)
         return summary
+
+    def unused_specialists(self, specialists):
+        """Say which specialist folders hold pairs the ranking no longer
+        gives (the data or the baseline changed): kept, never used."""
+        folder = self.output / "specialists"
+        current = {Path(f).resolve() for f in specialists}
+        unused = sorted(
+            f
+            for f in (folder.iterdir() if folder.is_dir() else [])
+            if f.is_dir() and f.resolve() not in current
+        )
+        if unused:
+            print(
+                f"[pipeline] specialists: {', '.join(f.name for f in unused)}"
+                f" in {folder} hold pairs this run's ranking does not give;"
+                " left as they are and not used (summary.json:"
+                " unused_specialists)",
+                flush=True,
+            )
+        return unused
 
     def export_student(self, student):
         """Export the student in ``--export_formats``, verified on the test

@@ -76,13 +76,26 @@ def test_changed_data_or_teacher_reruns_what_it_reaches(tmp_path):
     spec = Path(first["specialists"][0]["output_folder"])
     folders = [out / "baseline", spec, out / "ensemble", out / "student"]
 
-    # Unchanged: every phase skipped, every file as it was.
-    before = {f: snapshot(f) for f in folders}
+    # Unchanged: every phase skipped, every file as it was. A specialist
+    # of a pair the ranking no longer gives is kept, named and not used.
+    earlier = out / "specialists" / "bus-tram"
+    shutil.copytree(spec, earlier)
+    before = {f: snapshot(f) for f in [*folders, earlier]}
     said = phase_lines(run_script(args).stdout)
     for phase in PHASES:
-        (line,) = [v for k, v in said.items() if k.startswith(phase)]
+        (line,) = [v for k, v in said.items() if k.split(":")[0] == phase]
         assert "complete, skipped" in line, line
-    assert {f: snapshot(f) for f in folders} == before
+    assert {f: snapshot(f) for f in [*folders, earlier]} == before
+    assert said["specialists"].startswith("[pipeline] specialists: bus-tram ")
+    assert "not used" in said["specialists"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unused_specialists"] == [str(earlier)]
+    stamp = json.loads((out / "ensemble" / "pipeline_phase.json").read_text())
+    assert stamp["settings"]["overrides"]["teacher_folders"] == [
+        str(out / "baseline"),
+        str(spec),
+    ]
+    shutil.rmtree(earlier)
 
     # Another checkpoint in a teacher's place: the phases that read it run
     # again (ensemble, student), the others stay.
