@@ -42,7 +42,57 @@ cached        ``id``; with ``multi_segment``, also ``partner_id``
 import torch
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_kd.hparams_preview import SettingError
 from speechbrain_kd.soft_label_cache import load_or_build
+
+# What online teachers hear: the full clip (joined with a same-scene
+# partner when multi_segment), or the student's own input.
+TEACHER_VIEWS = ("clip", "student_input")
+
+
+def check_teacher_view(settings):
+    """Refuse a ``teacher_view`` the distillation phase cannot give.
+
+    ``student_input`` (teacher and student judge the same audio, the
+    "consistent teaching" of Beyer et al., "Knowledge distillation: A good
+    teacher is patient and consistent", CVPR 2022) needs online teachers
+    (a cache cannot hold their view of every random crop) and no
+    multi-segment partner.
+
+    Arguments
+    ---------
+    settings : dict
+        The phase's plain settings (``teacher_view``, ``soft_label_mode``,
+        ``multi_segment``).
+
+    Example
+    -------
+    >>> check_teacher_view({"teacher_view": "student_input",
+    ...                     "soft_label_mode": "online",
+    ...                     "multi_segment": False})
+    >>> check_teacher_view({"teacher_view": "student_input",
+    ...                     "soft_label_mode": "cached"})
+    Traceback (most recent call last):
+    ...
+    speechbrain_kd.hparams_preview.SettingError: --teacher_view=student_in...
+    """
+    view = settings.get("teacher_view", "clip")
+    if view not in TEACHER_VIEWS:
+        raise SettingError(
+            f"--teacher_view={view!r} must be one of {', '.join(TEACHER_VIEWS)}"
+        )
+    if view != "student_input":
+        return
+    if settings.get("soft_label_mode") != "online":
+        raise SettingError(
+            "--teacher_view=student_input needs --soft_label_mode=online "
+            "(a cache cannot hold the teachers' view of every random crop)"
+        )
+    if settings.get("multi_segment"):
+        raise SettingError(
+            "--teacher_view=student_input: the teachers hear the student's "
+            "crop alone; set --multi_segment=False"
+        )
 
 
 class OnlineSoftLabels:

@@ -96,6 +96,7 @@ from speechbrain_kd.presets import (
     setting_sources,
 )
 from speechbrain_kd.reference import evaluate_linear_reference
+from speechbrain_kd.soft_labels import check_teacher_view
 from speechbrain_kd.stamps import data_fingerprint
 from speechbrain_kd.summaries import (
     STUDENT_ROWS,
@@ -234,15 +235,14 @@ class Pipeline:
         )
         return Path(overrides["output_folder"])
 
-    def check_student_limits(self):
-        """Refuse a student over ``--max_params``/``--max_macs`` at once.
+    def check_student(self):
+        """Refuse the student's settings at once: a teacher view the phase
+        cannot give, a student over ``--max_params``/``--max_macs``.
 
         The distill phase checks too, but only after the teachers have
-        trained; this builds the student from its settings first.
+        trained; this reads (and for the limits builds) the student first.
         """
         overrides = self.phase_overrides("distill.yaml", "distill")
-        if all(overrides.get(name) is None for name in LIMIT_SETTINGS):
-            return
         settings = preview_hparams(
             HPARAMS / "distill.yaml",
             dict(
@@ -253,6 +253,9 @@ class Pipeline:
             ),
         )
         try:
+            check_teacher_view(settings)
+            if all(overrides.get(name) is None for name in LIMIT_SETTINGS):
+                return
             report = check_phase_limits(settings, settings_scenes)
         except SettingError as error:
             raise SystemExit(f"[pipeline] {error}") from None
@@ -355,7 +358,7 @@ class Pipeline:
 
     def run(self):
         """All phases, the summary table and ``summary.json``."""
-        self.check_student_limits()
+        self.check_student()
         ranking_views = self.ranking_views()
         baseline = self.train_baseline()
         out = self.output

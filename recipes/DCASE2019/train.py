@@ -38,6 +38,7 @@ from speechbrain_kd.audio import load_audio
 from speechbrain_kd.hparams_preview import SettingError, preview_hparams
 from speechbrain_kd.pairs import read_confusing_pairs
 from speechbrain_kd.phase import PhaseTask, phase_main
+from speechbrain_kd.soft_labels import check_teacher_view
 
 
 def check_target_pair(settings):
@@ -54,30 +55,6 @@ def check_target_pair(settings):
             f"--target_pair: {absent} not among the scenes of "
             f"{settings['data_folder']}/evaluation_setup/fold1_train.csv"
             f" ({sorted(scenes)})"
-        )
-
-
-TEACHER_VIEWS = ("clip", "student_input")
-
-
-def check_teacher_view(settings):
-    """Refuse a ``teacher_view`` the distillation phase cannot give."""
-    view = settings.get("teacher_view", "clip")
-    if view not in TEACHER_VIEWS:
-        raise SettingError(
-            f"--teacher_view={view!r} must be one of {', '.join(TEACHER_VIEWS)}"
-        )
-    if view != "student_input":
-        return
-    if settings.get("soft_label_mode") != "online":
-        raise SettingError(
-            "--teacher_view=student_input needs --soft_label_mode=online "
-            "(a cache cannot hold the teachers' view of every random crop)"
-        )
-    if settings.get("multi_segment"):
-        raise SettingError(
-            "--teacher_view=student_input: the teachers hear the student's "
-            "crop alone; set --multi_segment=False"
         )
 
 

@@ -218,6 +218,17 @@ def test_pipeline_refuses_a_student_over_the_limit_before_training(
     assert not (out / "baseline").exists()
 
 
+def test_pipeline_refuses_a_teacher_view_before_training(tiny_demo, tmp_path):
+    out = tmp_path / "out"
+    args = ["--soft_label_mode=online", "--teacher_view=student_input"]
+    result = run_script(pipeline_args(tiny_demo, out, *args), check=False)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "set --multi_segment=False" in last, last
+    assert "Traceback" not in result.stderr
+    assert not (out / "baseline").exists()
+
+
 @pytest.mark.parametrize(
     "labels",
     [

@@ -14,6 +14,7 @@ import torch
 from speechbrain_kd.audio import load_audio
 from speechbrain_kd.dataio import ClipDraws, audio_pipeline
 from speechbrain_kd.hparams_preview import SettingError
+from speechbrain_kd.soft_labels import check_teacher_view
 from tests.conftest import RECIPE
 
 RATE = 8000
@@ -170,11 +171,9 @@ def test_consistent_teacher_input_is_the_students_crop(train_script, train_set):
         ),
     ],
 )
-def test_teacher_view_the_phase_cannot_give_is_refused(
-    train_script, settings, message
-):
+def test_teacher_view_the_phase_cannot_give_is_refused(settings, message):
     with pytest.raises(SettingError, match=message):
-        train_script.check_teacher_view(settings)
+        check_teacher_view(settings)
 
 
 def test_cached_mode_reads_no_teacher_audio(train_script, train_set):
