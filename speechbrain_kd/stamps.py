@@ -38,6 +38,9 @@ OUTPUT_FOLDER = "{output_folder}"
 # Settings a finished folder may be run again with: a longer schedule
 # continues from its last checkpoint.
 CONTINUABLE = ("number_of_epochs",)
+# Settings added to a phase's YAML after runs were recorded without them,
+# with the value those runs had: an earlier folder is no other run.
+ADDED_SETTINGS = {"teacher_view": "clip"}
 
 
 def settings_record(hparams_file, overrides):
@@ -153,12 +156,24 @@ def other_settings(folder, record, ignore=()):
     >>> other_settings(folder, {"phase": "baseline", "lr": 0.1,
     ...                         "number_of_epochs": 3}) is None
     True
+
+    A setting added since (:data:`ADDED_SETTINGS`) at the value the
+    earlier run had is no change; another value is:
+
+    >>> other_settings(folder, {"phase": "baseline", "lr": 0.1,
+    ...                         "teacher_view": "clip"}) is None
+    True
+    >>> print(other_settings(folder, {"phase": "baseline", "lr": 0.1,
+    ...                               "teacher_view": "student_input"}))
+    /... (teacher_view: clip then, student_input now)
     """
     folder = Path(folder)
     path = folder / RECORD_FILE
     if not path.is_file() or not holds_outputs(folder):
         return None
     before = json.loads(path.read_text(encoding="utf-8"))
+    added = {k: v for k, v in ADDED_SETTINGS.items() if k in record}
+    before = {**added, **before}
     changes = [
         change
         for change in setting_changes(before, record)
